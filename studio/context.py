@@ -1,0 +1,15 @@
+from studio.access import CURRENT_TEAM_KEY
+
+
+def workspace(request):
+    """The team switcher in the header: the teams the user belongs to and the one in use."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    memberships = list(user.memberships.select_related("team").order_by("team__name"))
+    current = getattr(request, "team", None)
+    if current is None:
+        slug = request.session.get(CURRENT_TEAM_KEY)
+        current = next((m.team for m in memberships if m.team.slug == slug), None)
+    return {"my_memberships": memberships, "current_team": current,
+            "membership": getattr(request, "membership", None)}

@@ -1,0 +1,71 @@
+"""The job state machine, shared by every provider.
+
+queued → submitting → running → succeeded | failed | canceled | expired
+
+Every move is one conditional UPDATE (`... WHERE state = <expected>`): the row count says
+whether this caller won. A duplicated or late report (a webhook and a poll at once) therefore
+cannot settle a job twice or move it backwards, and a terminal state never changes again.
+"""
+
+from django.utils import timezone
+
+from studio.models import Job, JobState
+from studio.models.jobs import TERMINAL_STATES
+
+S = JobState
+ALLOWED: dict[str, frozenset[str]] = {
+    S.QUEUED: frozenset({S.SUBMITTING, S.CANCELED, S.FAILED, S.EXPIRED}),
+    # Back to queued: a transient provider error before the provider took the job.
+    S.SUBMITTING: frozenset({S.QUEUED, S.RUNNING, S.FAILED, S.CANCELED, S.EXPIRED}),
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}),
+}
+for _terminal in TERMINAL_STATES:
+    ALLOWED[_terminal] = frozenset()
+
+# The timestamp each state records when entered.
+STAMP = {S.SUBMITTING: "submitting_at", S.RUNNING: "running_at"} | {
+    t: "finished_at" for t in TERMINAL_STATES
+}
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def transition(job: Job | str, source: str, target: str, **fields) -> bool:
+    """Move a job from `source` to `target` if it is still in `source`; True if this call did it.
+
+    `fields` are written in the same UPDATE. The in-memory `job` (when given) is updated to match.
+    """
+    if target not in ALLOWED[source]:
+        raise IllegalTransition(f"a job cannot go from {source} to {target}")
+    if target in STAMP:
+        fields.setdefault(STAMP[target], timezone.now())
+    if target in TERMINAL_STATES:
+        fields.setdefault("next_poll_at", None)
+    if target == S.SUCCEEDED:
+        fields.setdefault("progress", 100)
+    job_id = job.pk if isinstance(job, Job) else job
+    won = Job.objects.filter(pk=job_id, state=source).update(state=target, **fields) == 1
+    if won and isinstance(job, Job):
+        job.state = target
+        for name, value in fields.items():
+            setattr(job, name, value)
+    return won
+
+
+def cancel(job: Job) -> bool:
+    """Cancel a job that no provider has taken yet."""
+    return transition(job, S.QUEUED, S.CANCELED, error="Canceled before it started.")
+
+
+def expire_overdue(now=None) -> int:
+    """Expire active jobs past their provider's deadline; returns how many expired."""
+    now = now or timezone.now()
+    expired = 0
+    overdue = Job.objects.active().filter(deadline_at__lt=now).values_list("id", "state")
+    for job_id, state in overdue:
+        expired += transition(
+            job_id, state, S.EXPIRED, error="The video was not ready in time, so the job expired."
+        )
+    return expired

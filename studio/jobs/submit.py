@@ -1,0 +1,61 @@
+"""Creating a job: the one write that checks the image, the parameters and the role together."""
+
+from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from studio.models import Job, Membership
+from studio.providers import PROVIDERS
+from studio.tasks import enqueue_job
+from studio.uploads import UploadRefused, check_image
+
+
+class JobRefused(ValueError):
+    """The submission is refused; `errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def submit_job(
+    membership: Membership, image: UploadedFile | None, provider_key: str, params: dict
+) -> Job:
+    """Create a queued job for the member's team and hand it to the workers.
+
+    Nothing is stored unless every check passes.
+    """
+    if not membership.can_submit:
+        raise PermissionDenied("Viewers can watch and download, but not submit jobs.")
+    errors: dict[str, list[str]] = {}
+    provider = PROVIDERS.get(provider_key)
+    if provider is None:
+        errors["provider"] = [f"Choose one of: {', '.join(PROVIDERS)}."]
+    if image is None:
+        errors["image"] = ["Choose an image to animate."]
+    else:
+        try:
+            checked = check_image(image)
+        except UploadRefused as refusal:
+            errors["image"] = [str(refusal)]
+    if provider is not None:
+        clean, param_errors = provider.clean_params(params)
+        errors |= param_errors
+    if errors:
+        raise JobRefused(errors)
+
+    job = Job(
+        team=membership.team, creator=membership.user, provider=provider.key,
+        model=provider.models[0][0], params=clean, deadline_at=timezone.now() + provider.deadline,
+        input_width=checked.width, input_height=checked.height,
+    )
+    job.input_image.save(checked.storage_name(), image, save=False)
+    try:
+        with transaction.atomic():
+            job.save()
+            enqueue_job(job)
+    except BaseException:
+        job.input_image.delete(save=False)  # the row never existed: neither may its file
+        raise
+    return job

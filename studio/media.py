@@ -1,0 +1,53 @@
+"""Serving stored files to members, with HTTP Range support so the video player can seek."""
+
+import mimetypes
+import re
+
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+CHUNK = 256 * 1024
+
+
+def _chunks(handle, start: int, length: int):
+    handle.seek(start)
+    remaining = length
+    try:
+        while remaining > 0:
+            data = handle.read(min(CHUNK, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            yield data
+    finally:
+        handle.close()
+
+
+def file_response(request, field_file, *, download_name: str | None = None):
+    """Stream a stored file; a single `Range: bytes=a-b` gets 206 with just those bytes."""
+    size = field_file.size
+    content_type = mimetypes.guess_type(field_file.name)[0] or "application/octet-stream"
+    match = RANGE.match(request.headers.get("Range", "").strip())
+    if match and (match[1] or match[2]):
+        if match[1]:
+            start = int(match[1])
+            end = min(int(match[2]), size - 1) if match[2] else size - 1
+        else:  # "bytes=-N": the last N bytes
+            start, end = max(size - int(match[2]), 0), size - 1
+        if start > end or start >= size:
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        length = end - start + 1
+        response = StreamingHttpResponse(
+            _chunks(field_file.open("rb"), start, length), status=206, content_type=content_type
+        )
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(length)
+    else:
+        response = FileResponse(field_file.open("rb"), content_type=content_type)
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private, max-age=3600"
+    if download_name:
+        response["Content-Disposition"] = f'attachment; filename="{download_name}"'
+    return response

@@ -1,0 +1,90 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SUBMITTING = "submitting", "Submitting"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+    EXPIRED = "expired", "Expired"
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
+ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING})
+
+
+class JobQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """Only jobs of teams the user belongs to: every team-scoped lookup starts here."""
+        return self.filter(team__memberships__user=user)
+
+    def active(self):
+        return self.filter(state__in=ACTIVE_STATES)
+
+    def finished_videos(self):
+        return self.filter(state=JobState.SUCCEEDED).exclude(video="")
+
+
+class Job(models.Model):
+    """One image-to-video request of a team. It belongs to the team, not to whoever made it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("studio.Team", on_delete=models.CASCADE, related_name="jobs")
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="jobs"
+    )
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=64, blank=True)
+    params = models.JSONField(default=dict)
+    input_image = models.FileField(upload_to="inputs/%Y/%m/")
+    input_width = models.PositiveIntegerField(default=0)
+    input_height = models.PositiveIntegerField(default=0)
+
+    state = models.CharField(max_length=12, choices=JobState.choices, default=JobState.QUEUED)
+    error = models.TextField(blank=True, help_text="What went wrong, in words a member can act on.")
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done, 0–100.")
+
+    provider_job_id = models.CharField(max_length=255, blank=True)
+    submit_attempts = models.PositiveIntegerField(default=0)
+    poll_attempts = models.PositiveIntegerField(default=0)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    last_response = models.JSONField(null=True, blank=True, help_text="Kept for support.")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitting_at = models.DateTimeField(null=True, blank=True)
+    running_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    video = models.FileField(upload_to="videos/%Y/%m/", blank=True)
+    poster = models.FileField(upload_to="posters/%Y/%m/", blank=True)
+    video_width = models.PositiveIntegerField(null=True, blank=True)
+    video_height = models.PositiveIntegerField(null=True, blank=True)
+    video_duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
+    video_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["team", "-created_at"]),
+            models.Index(fields=["state", "next_poll_at"]),
+            models.Index(fields=["state", "deadline_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.provider} job {self.id} ({self.state})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES

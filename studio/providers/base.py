@@ -1,0 +1,34 @@
+"""What every provider adapter offers the rest of the product."""
+
+from datetime import timedelta
+
+from django import forms
+
+from studio.models import Job
+
+
+class ProviderError(Exception):
+    """A provider failed. `permanent` says whether trying again could help."""
+
+    def __init__(self, message: str, *, permanent: bool):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Provider:
+    key: str = ""
+    label: str = ""
+    models: tuple[tuple[str, str], ...] = ()
+    params_form: type[forms.Form] = forms.Form
+    deadline: timedelta = timedelta(minutes=15)
+
+    def clean_params(self, data) -> tuple[dict, dict[str, list[str]]]:
+        """Validate raw parameters: (clean params, {} ) or ({}, {field: [messages]})."""
+        form = self.params_form(data)
+        if form.is_valid():
+            return form.cleaned_data, {}
+        return {}, {field: list(errors) for field, errors in form.errors.items()}
+
+    def execute(self, job: Job) -> None:
+        """Move a queued job forward; called by the worker with a fresh row."""
+        raise NotImplementedError

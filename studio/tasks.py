@@ -1,0 +1,33 @@
+"""django-q2 entry points: thin wrappers that take ids, re-fetch, and return quietly when the
+row is gone or already settled (a task may be delivered twice)."""
+
+import logging
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+from studio.jobs.states import expire_overdue
+from studio.models import Job
+from studio.providers import get_provider
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_job(job: Job) -> None:
+    """Hand a new job to the workers once the transaction that created it has committed."""
+    job_id = str(job.pk)
+    transaction.on_commit(lambda: async_task("studio.tasks.run_job", job_id, group="jobs"))
+
+
+def run_job(job_id: str) -> None:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.is_terminal:
+        return
+    get_provider(job.provider).execute(job)
+
+
+def sweep() -> None:
+    """Periodic housekeeping: expire jobs that no provider finished in time."""
+    expired = expire_overdue()
+    if expired:
+        log.info("expired %d overdue jobs", expired)

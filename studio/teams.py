@@ -1,0 +1,133 @@
+"""Team actions: every change to a team's membership goes through one of these functions.
+
+Each takes the acting member, checks the role rules, and locks the team row so that two
+concurrent changes (two owners demoting each other) cannot leave a team without an owner.
+"""
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from studio.models import Invite, Membership, Role, Team, User
+
+
+class TeamError(Exception):
+    """A team rule was broken; the message is shown to the person as is."""
+
+
+def create_team(user: User, name: str, *, personal: bool = False) -> Team:
+    with transaction.atomic():
+        team = Team.objects.create(name=name.strip(), slug=Team.unique_slug(name), is_personal=personal)
+        Membership.objects.create(team=team, user=user, role=Role.OWNER)
+    return team
+
+
+def ensure_personal_team(user: User) -> Team:
+    team = Team.objects.filter(memberships__user=user, is_personal=True).first()
+    return team or create_team(user, f"{user.display_name}'s team", personal=True)
+
+
+def _lock(team: Team) -> None:
+    Team.objects.select_for_update().filter(pk=team.pk).first()
+
+
+def _check_can_manage(actor: Membership, target_role: str | None = None) -> None:
+    if not actor.can_manage:
+        raise TeamError("Only owners and admins can manage members.")
+    if target_role == Role.OWNER and actor.role != Role.OWNER:
+        raise TeamError("Only an owner can make someone an owner or change an owner's role.")
+
+
+def _owner_count(team: Team) -> int:
+    return Membership.objects.filter(team=team, role=Role.OWNER).count()
+
+
+def change_role(actor: Membership, target: Membership, role: str) -> Membership:
+    if role not in Role.values:
+        raise TeamError(f"Role must be one of {', '.join(Role.values)}.")
+    with transaction.atomic():
+        _lock(target.team)
+        target.refresh_from_db()
+        actor.refresh_from_db()
+        _check_can_manage(actor, Role.OWNER if Role.OWNER in (role, target.role) else None)
+        if target.role == Role.OWNER and role != Role.OWNER and _owner_count(target.team) == 1:
+            raise TeamError("The last owner cannot be demoted; make someone else an owner first.")
+        target.role = role
+        target.save(update_fields=["role"])
+    return target
+
+
+def remove_member(actor: Membership, target: Membership) -> None:
+    """Remove someone from the team. Their jobs and videos stay with the team."""
+    with transaction.atomic():
+        _lock(target.team)
+        target.refresh_from_db()
+        if actor.pk != target.pk:
+            _check_can_manage(actor, target.role)
+        if target.role == Role.OWNER and _owner_count(target.team) == 1:
+            raise TeamError("The last owner cannot leave; make someone else an owner first.")
+        target.delete()
+
+
+def leave_team(membership: Membership) -> None:
+    remove_member(membership, membership)
+
+
+def invite(actor: Membership, *, email: str = "", role: str = Role.MEMBER) -> Invite:
+    """Invite by e-mail (the link is mailed and works only for that address) or make an open link."""
+    _check_can_manage(actor, role)
+    email = email.strip().lower()
+    if email and actor.team.memberships.filter(user__email__iexact=email).exists():
+        raise TeamError(f"{email} is already a member of {actor.team}.")
+    created = Invite.objects.create(team=actor.team, email=email, role=role, created_by=actor.user)
+    if email:
+        transaction.on_commit(lambda: _mail_invite(created))
+    return created
+
+
+def invite_url(invite: Invite) -> str:
+    return settings.PUBLIC_BASE_URL + reverse("invite_accept", args=[invite.token])
+
+
+def _mail_invite(invite: Invite) -> None:
+    send_mail(
+        subject=f"You are invited to {invite.team} on Studio",
+        message=(
+            f"{invite.created_by} invited you to join {invite.team} as {invite.get_role_display()}.\n\n"
+            f"Accept here (the link works once, until {invite.expires_at:%Y-%m-%d %H:%M} UTC):\n"
+            f"{invite_url(invite)}\n"
+        ),
+        from_email=None,
+        recipient_list=[invite.email],
+    )
+
+
+def revoke_invite(actor: Membership, invite_obj: Invite) -> None:
+    _check_can_manage(actor, invite_obj.role)
+    Invite.objects.filter(pk=invite_obj.pk, accepted_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def accept_invite(token: str, user: User) -> Membership:
+    """Use an invite. The conditional UPDATE makes "works once" hold under concurrency."""
+    found = Invite.objects.select_related("team").filter(token=token).first()
+    if found is None:
+        raise TeamError("This invitation does not exist.")
+    if found.status != "pending":
+        raise TeamError(f"This invitation has {found.status}; ask the team for a new one.")
+    if found.email and found.email.lower() != user.email.lower():
+        raise TeamError(f"This invitation is for {found.email}; sign in with that address to accept it.")
+    if Membership.objects.filter(team=found.team, user=user).exists():
+        raise TeamError(f"You are already a member of {found.team}.")
+    with transaction.atomic():
+        claimed = Invite.objects.pending().filter(pk=found.pk).update(
+            accepted_at=timezone.now(), accepted_by=user
+        )
+        if claimed != 1:
+            raise TeamError("This invitation has just been used; ask the team for a new one.")
+        try:
+            with transaction.atomic():
+                return Membership.objects.create(team=found.team, user=user, role=found.role)
+        except IntegrityError:
+            raise TeamError(f"You are already a member of {found.team}.") from None

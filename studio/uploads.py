@@ -1,0 +1,89 @@
+"""Checking an uploaded image before anything is stored.
+
+The checks run from cheapest to most expensive, and the pixel count is read from the header
+before any decoding, so a small file that would inflate into a huge bitmap is refused unread.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from PIL import Image, UnidentifiedImageError
+
+ALLOWED_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+MIN_SIDE = 64
+
+
+class UploadRefused(ValueError):
+    """The image cannot be used; the message says why, in words the uploader can act on."""
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    format: str
+    width: int
+    height: int
+
+    @property
+    def extension(self) -> str:
+        return ALLOWED_FORMATS[self.format]
+
+    def storage_name(self) -> str:
+        # Never the uploader's file name: it may be anything, including a path.
+        return f"{uuid.uuid4().hex}.{self.extension}"
+
+
+def _megabytes(size: int) -> str:
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+def check_image(upload: UploadedFile) -> CheckedImage:
+    limit = settings.MAX_UPLOAD_BYTES
+    if upload.size == 0:
+        raise UploadRefused("The image file is empty.")
+    if upload.size > limit:
+        raise UploadRefused(
+            f"The image is {_megabytes(upload.size)}; the limit is {_megabytes(limit)}."
+        )
+    upload.seek(0)
+    try:
+        with Image.open(upload) as image:  # reads the header only
+            fmt, (width, height) = image.format, image.size
+            if fmt not in ALLOWED_FORMATS:
+                raise UploadRefused(
+                    f"This is a {fmt} file; only PNG, JPEG and WebP images are accepted."
+                )
+            _check_dimensions(width, height)
+            image.load()  # now decoding is safe: a truncated or corrupt file fails here
+    except UnidentifiedImageError:
+        raise UploadRefused(
+            "This file is not an image we can read; only PNG, JPEG and WebP images are accepted."
+        ) from None
+    except Image.DecompressionBombError:
+        raise UploadRefused(_too_many_pixels_message(0, 0)) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        if isinstance(error, UploadRefused):
+            raise
+        raise UploadRefused(f"The image is damaged or incomplete and cannot be decoded ({error}).") from None
+    finally:
+        upload.seek(0)
+    return CheckedImage(format=fmt, width=width, height=height)
+
+
+def _too_many_pixels_message(width: int, height: int) -> str:
+    limit = f"the limit is {settings.MAX_UPLOAD_PIXELS / 1e6:g} megapixels"
+    if not width:  # Pillow's own guard fired first: far beyond our limit
+        return f"The image has far too many pixels; {limit}."
+    return f"The image is {width}×{height} ({width * height / 1e6:.1f} megapixels); {limit}."
+
+
+def _check_dimensions(width: int, height: int) -> None:
+    if width * height > settings.MAX_UPLOAD_PIXELS:
+        raise UploadRefused(_too_many_pixels_message(width, height))
+    if min(width, height) < MIN_SIDE:
+        raise UploadRefused(
+            f"The image is {width}×{height}; each side must be at least {MIN_SIDE} pixels."
+        )

@@ -1,0 +1,28 @@
+from django.urls import include, path
+
+from studio.views import files, gallery, home, jobs, teams
+
+# Everything of a team lives under /t/<team_slug>/ and goes through studio.access.team_view.
+team_patterns = [
+    path("", home.dashboard, name="dashboard"),
+    path("jobs/new/", jobs.new_job, name="job_new"),
+    path("jobs/new/params/", jobs.params_fields, name="job_params"),
+    path("jobs/<uuid:job_id>/", jobs.job_detail, name="job_detail"),
+    path("jobs/<uuid:job_id>/status/", jobs.job_status, name="job_status"),
+    path("jobs/<uuid:job_id>/cancel/", jobs.job_cancel, name="job_cancel"),
+    path("jobs/<uuid:job_id>/files/<str:kind>/", files.job_file, name="job_file"),
+    path("gallery/", gallery.gallery, name="gallery"),
+    path("settings/", teams.team_settings, name="team_settings"),
+    path("settings/leave/", teams.team_leave, name="team_leave"),
+    path("settings/invites/", teams.invite_create, name="invite_create"),
+    path("settings/invites/<int:invite_id>/revoke/", teams.invite_revoke, name="invite_revoke"),
+    path("settings/members/<int:membership_id>/role/", teams.member_role, name="member_role"),
+    path("settings/members/<int:membership_id>/remove/", teams.member_remove, name="member_remove"),
+]
+
+urlpatterns = [
+    path("", home.home, name="home"),
+    path("teams/new/", teams.team_create, name="team_create"),
+    path("invites/<str:token>/", teams.invite_accept, name="invite_accept"),
+    path("t/<slug:team_slug>/", include(team_patterns)),
+]

@@ -1,0 +1,43 @@
+from django import forms
+from django.core.paginator import Paginator
+from django.shortcuts import render
+
+from studio.access import team_view
+from studio.models import Job, JobState
+from studio.providers import provider_choices
+
+PAGE_SIZE = 12
+
+
+class GalleryFilter(forms.Form):
+    member = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    provider = forms.ChoiceField(required=False)
+    state = forms.ChoiceField(required=False)
+
+    def __init__(self, data, team):
+        super().__init__(data)
+        people = team.members.order_by("email").values_list("pk", "email")
+        self.fields["member"].choices = [("", "Anyone")] + list(people)
+        self.fields["provider"].choices = [("", "Any provider")] + provider_choices()
+        self.fields["state"].choices = [("", "Finished videos")] + list(JobState.choices)
+
+    def apply(self, jobs):
+        data = self.cleaned_data if self.is_valid() else {}
+        if data.get("member"):
+            jobs = jobs.filter(creator_id=data["member"])
+        if data.get("provider"):
+            jobs = jobs.filter(provider=data["provider"])
+        return jobs.filter(state=data["state"]) if data.get("state") else jobs.finished_videos()
+
+
+@team_view()
+def gallery(request):
+    """The team's videos, filtered by who made them, provider and state, a page at a time."""
+    filters = GalleryFilter(request.GET, request.team)
+    jobs = filters.apply(Job.objects.filter(team=request.team).select_related("creator"))
+    page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"filters": filters, "page": page, "query": query.urlencode()}
+    template = "studio/gallery.html#results" if request.htmx else "studio/gallery.html"
+    return render(request, template, context)

@@ -1,0 +1,26 @@
+from django.shortcuts import redirect, render
+
+from studio.access import CURRENT_TEAM_KEY, team_view
+from studio.models import Job
+
+
+def home(request):
+    """Send a signed-in person to the team they used last; everyone else sees the welcome page."""
+    if not request.user.is_authenticated:
+        return render(request, "studio/welcome.html")
+    memberships = request.user.memberships.select_related("team")
+    last = request.session.get(CURRENT_TEAM_KEY)
+    chosen = memberships.filter(team__slug=last).first() or memberships.order_by("joined_at").first()
+    if chosen is None:
+        return redirect("team_create")
+    return redirect("dashboard", team_slug=chosen.team.slug)
+
+
+@team_view()
+def dashboard(request):
+    jobs = Job.objects.filter(team=request.team).select_related("creator")[:12]
+    active = any(job.is_active for job in jobs)
+    context = {"jobs": jobs, "poll": active}
+    if request.htmx:
+        return render(request, "studio/dashboard.html#recent-jobs", context)
+    return render(request, "studio/dashboard.html", context)

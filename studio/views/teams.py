@@ -1,0 +1,112 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from studio import teams
+from studio.access import team_view
+from studio.forms import InviteForm, TeamForm
+from studio.models import Invite, Membership, Role
+
+
+@login_required
+def team_create(request):
+    form = TeamForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        team = teams.create_team(request.user, form.cleaned_data["name"])
+        messages.success(request, f"{team} is ready. Invite your colleagues from its settings.")
+        return redirect("dashboard", team_slug=team.slug)
+    return render(request, "studio/team_create.html", {"form": form})
+
+
+@team_view()
+def team_settings(request):
+    team = request.team
+    context = {
+        "members": team.memberships.select_related("user").order_by("user__email"),
+        "invites": team.invites.pending().select_related("created_by") if request.membership.can_manage else [],
+        "invite_form": InviteForm(),
+        "roles": Role.choices,
+        "new_link": request.session.pop("new_invite_link", None),
+    }
+    return render(request, "studio/team_settings.html", context)
+
+
+def _done(request, action, *args, success: str):
+    """Run a team action, turning a broken rule into a message, then back to the settings page."""
+    try:
+        action(*args)
+    except teams.TeamError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, success)
+    return redirect("team_settings", team_slug=request.team.slug)
+
+
+@team_view(Role.ADMIN)
+@require_POST
+def invite_create(request):
+    form = InviteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+        return redirect("team_settings", team_slug=request.team.slug)
+    try:
+        invite = teams.invite(request.membership, **form.cleaned_data)
+    except teams.TeamError as error:
+        messages.error(request, str(error))
+    else:
+        if invite.email:
+            messages.success(request, f"Invitation sent to {invite.email}.")
+        else:
+            request.session["new_invite_link"] = teams.invite_url(invite)
+    return redirect("team_settings", team_slug=request.team.slug)
+
+
+@team_view(Role.ADMIN)
+@require_POST
+def invite_revoke(request, invite_id):
+    invite = get_object_or_404(Invite, pk=invite_id, team=request.team)
+    return _done(request, teams.revoke_invite, request.membership, invite, success="Invitation revoked.")
+
+
+@team_view(Role.ADMIN)
+@require_POST
+def member_role(request, membership_id):
+    target = get_object_or_404(Membership, pk=membership_id, team=request.team)
+    role = request.POST.get("role", "")
+    return _done(request, teams.change_role, request.membership, target, role,
+                 success=f"{target.user} is now {role}.")
+
+
+@team_view(Role.ADMIN)
+@require_POST
+def member_remove(request, membership_id):
+    target = get_object_or_404(Membership, pk=membership_id, team=request.team)
+    return _done(request, teams.remove_member, request.membership, target,
+                 success=f"{target.user} was removed; their jobs stay with the team.")
+
+
+@team_view()
+@require_POST
+def team_leave(request):
+    try:
+        teams.leave_team(request.membership)
+    except teams.TeamError as error:
+        messages.error(request, str(error))
+        return redirect("team_settings", team_slug=request.team.slug)
+    messages.success(request, f"You left {request.team}.")
+    return redirect("home")
+
+
+@login_required
+def invite_accept(request, token):
+    invite = get_object_or_404(Invite.objects.select_related("team", "created_by"), token=token)
+    if request.method == "POST":
+        try:
+            membership = teams.accept_invite(token, request.user)
+        except teams.TeamError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"Welcome to {membership.team}.")
+            return redirect("dashboard", team_slug=membership.team.slug)
+    return render(request, "studio/invite_accept.html", {"invite": invite})

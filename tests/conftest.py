@@ -1,0 +1,124 @@
+import io
+import ipaddress
+import os
+import socket
+
+import pytest
+from django.db import connection
+from PIL import Image
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM must still be usable.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+# --- No network but this machine ------------------------------------------------------------
+_real_connect = socket.socket.connect
+
+
+def _local_only_connect(sock, address):
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        try:
+            local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = host == "localhost"
+        if not local:
+            raise RuntimeError(f"A test tried to reach {host}: tests may only talk to localhost")
+    return _real_connect(sock, address)
+
+
+def pytest_configure(config):
+    socket.socket.connect = _local_only_connect
+    # Tasks run inline unless a test starts a real worker (see tests/worker.py).
+    from django_q.conf import Conf
+
+    Conf.SYNC = True
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    # Real hashing costs ~0.3 s a user; tests make many users and test no hashing.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return settings.MEDIA_ROOT
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            item.fixturenames.append("_needs_postgres")
+
+
+@pytest.fixture
+def _needs_postgres(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's row locking: run with DATABASE_URL=postgres://...")
+
+
+# --- Personas -------------------------------------------------------------------------------
+class Personas:
+    """Team A with an owner, a member and a viewer; an outsider who has only their own team B."""
+
+    def __init__(self):
+        from studio.models import Membership, Role, Team, User
+        from studio.teams import create_team
+
+        self.owner = User.objects.create_user("owner@a.test", "pw-owner-123")
+        self.member = User.objects.create_user("member@a.test", "pw-member-123")
+        self.viewer = User.objects.create_user("viewer@a.test", "pw-viewer-123")
+        self.outsider = User.objects.create_user("outsider@b.test", "pw-outsider-123")
+        self.team: Team = create_team(self.owner, "Team A")
+        Membership.objects.create(team=self.team, user=self.member, role=Role.MEMBER)
+        Membership.objects.create(team=self.team, user=self.viewer, role=Role.VIEWER)
+        self.outsider_team = create_team(self.outsider, "Team B")
+
+    def membership(self, user):
+        return self.team.memberships.get(user=user)
+
+
+@pytest.fixture
+def personas(db):
+    return Personas()
+
+
+@pytest.fixture
+def client_for(client):
+    """client_for(user) → a test client logged in as that user."""
+
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
+
+
+# --- Images ---------------------------------------------------------------------------------
+def make_image_bytes(fmt="PNG", size=(640, 400)) -> bytes:
+    """A small picture with structure (gradient and shapes), so motion is visible in the video."""
+    from PIL import ImageDraw
+
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    w, h = size
+    draw.ellipse((w * 0.3, h * 0.3, w * 0.6, h * 0.8), fill=(220, 60, 40))
+    draw.rectangle((w * 0.65, h * 0.1, w * 0.9, h * 0.4), fill=(40, 90, 220))
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def image_upload():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    def make(fmt="PNG", size=(640, 400), name=None, content=None):
+        data = content if content is not None else make_image_bytes(fmt, size)
+        return SimpleUploadedFile(name or f"photo.{fmt.lower()}", data, content_type="image/png")
+
+    return make
+
+
+FAST_PARAMS = {
+    "duration": 1, "resolution": "480p", "aspect": "source", "fps": 8,
+    "motion": "zoom_in", "strength": 5,
+}
