@@ -115,7 +115,7 @@ def accept_invite(token: str, user: User) -> Membership:
     if found is None:
         raise TeamError("This invitation does not exist.")
     if found.status != "pending":
-        raise TeamError(f"This invitation has {found.status}; ask the team for a new one.")
+        raise TeamError(f"{found.status_sentence} Ask the team for a new one.")
     if found.email and found.email.lower() != user.email.lower():
         raise TeamError(f"This invitation is for {found.email}; sign in with that address to accept it.")
     if Membership.objects.filter(team=found.team, user=user).exists():

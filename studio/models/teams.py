@@ -112,6 +112,14 @@ class Invite(models.Model):
         return f"invite to {self.team} ({self.email or 'link'})"
 
     @property
+    def status_sentence(self) -> str:
+        return {
+            "accepted": "This invitation has already been used.",
+            "revoked": "This invitation has been revoked.",
+            "expired": "This invitation has expired.",
+        }.get(self.status, "")
+
+    @property
     def status(self) -> str:
         if self.accepted_at:
             return "accepted"
