@@ -141,7 +141,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every star
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Media is never served from a public URL: every file goes through a view that checks membership.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
-MEDIA_URL = None
+# No route serves this prefix (Django's test server needs some value); links use studio.views.files.
+MEDIA_URL = "/private-media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

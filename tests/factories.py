@@ -5,8 +5,8 @@ from tests.conftest import FAST_PARAMS, make_image_bytes
 
 
 def make_job(team, creator, *, state="queued", **fields) -> Job:
-    job = Job(team=team, creator=creator, provider="local", model="camera-motion-v1",
-              params=dict(FAST_PARAMS), state=state, input_width=640, input_height=400,
+    fields = {"params": dict(FAST_PARAMS), "input_width": 640, "input_height": 400} | fields
+    job = Job(team=team, creator=creator, provider="local", model="camera-motion-v1", state=state,
               **fields)
     job.input_image.save("input.png", ContentFile(make_image_bytes()), save=False)
     job.save()

@@ -193,18 +193,24 @@ def render_video(
     if should_stop is not None and should_stop():
         raise RenderStopped("stopped before rendering started")
 
+    opened_here = not isinstance(image, Image.Image)
     img, apply_orientation = open_picture(image)
-    shown = oriented_size(img, apply_orientation)
-    size = output_size(shown, settings.resolution, settings.aspect)
-    zoom = max_zoom(settings.motion, settings.strength)
-    work_size = (2 * math.ceil(size[0] * zoom / 2), 2 * math.ceil(size[1] * zoom / 2))
-    work = working_image(
-        img,
-        work_size,
-        size[0] / size[1],  # the exact output shape, so nothing is stretched
-        apply_orientation=apply_orientation,
-        allow_draft=not isinstance(image, Image.Image),
-    )
+    try:
+        size = output_size(
+            oriented_size(img, apply_orientation), settings.resolution, settings.aspect
+        )
+        zoom = max_zoom(settings.motion, settings.strength)
+        work_size = (2 * math.ceil(size[0] * zoom / 2), 2 * math.ceil(size[1] * zoom / 2))
+        work = working_image(
+            img,
+            work_size,
+            size[0] / size[1],  # the exact output shape, so nothing is stretched
+            apply_orientation=apply_orientation,
+            allow_draft=opened_here,
+        )
+    finally:
+        if opened_here:
+            img.close()
     planes = _yuv_planes(work)
     boxes = list(camera_path(settings.motion, settings.strength, settings.frame_count, work_size))
     poster_image = None
@@ -247,4 +253,3 @@ def render_video(
         duration=frames / settings.fps,
         size_bytes=out_path.stat().st_size,
     )
-

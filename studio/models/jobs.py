@@ -82,6 +82,14 @@ class Job(models.Model):
         return f"{self.provider} job {self.id} ({self.state})"
 
     @property
+    def title(self) -> str:
+        p = self.params
+        parts = [p.get("motion", "video").replace("_", " ").capitalize()]
+        parts += [f"{p['duration']} s"] if "duration" in p else []
+        parts += [p["resolution"]] if "resolution" in p else []
+        return " · ".join(parts)
+
+    @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
 
