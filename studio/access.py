@@ -14,7 +14,9 @@ CURRENT_TEAM_KEY = "current_team"
 
 
 def membership_or_404(user, slug: str) -> Membership:
-    return get_object_or_404(Membership.objects.select_related("team", "user"), team__slug=slug, user=user)
+    return get_object_or_404(
+        Membership.objects.select_related("team", "user"), team__slug=slug, user=user
+    )
 
 
 def team_view(min_role: str = Role.VIEWER):

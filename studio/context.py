@@ -11,5 +11,8 @@ def workspace(request):
     if current is None:
         slug = request.session.get(CURRENT_TEAM_KEY)
         current = next((m.team for m in memberships if m.team.slug == slug), None)
-    return {"my_memberships": memberships, "current_team": current,
-            "membership": getattr(request, "membership", None)}
+    return {
+        "my_memberships": memberships,
+        "current_team": current,
+        "membership": getattr(request, "membership", None),
+    }

@@ -19,7 +19,9 @@ class TeamError(Exception):
 
 def create_team(user: User, name: str, *, personal: bool = False) -> Team:
     with transaction.atomic():
-        team = Team.objects.create(name=name.strip(), slug=Team.unique_slug(name), is_personal=personal)
+        team = Team.objects.create(
+            name=name.strip(), slug=Team.unique_slug(name), is_personal=personal
+        )
         Membership.objects.create(team=team, user=user, role=Role.OWNER)
     return team
 
@@ -76,7 +78,7 @@ def leave_team(membership: Membership) -> None:
 
 
 def invite(actor: Membership, *, email: str = "", role: str = Role.MEMBER) -> Invite:
-    """Invite by e-mail (the link is mailed and works only for that address) or make an open link."""
+    """Invite by e-mail (the mailed link works only for that address) or make an open link."""
     _check_can_manage(actor, role)
     email = email.strip().lower()
     if email and actor.team.memberships.filter(user__email__iexact=email).exists():
@@ -95,7 +97,8 @@ def _mail_invite(invite: Invite) -> None:
     send_mail(
         subject=f"You are invited to {invite.team} on Studio",
         message=(
-            f"{invite.created_by} invited you to join {invite.team} as {invite.get_role_display()}.\n\n"
+            f"{invite.created_by} invited you to join {invite.team} "
+            f"as {invite.get_role_display()}.\n\n"
             f"Accept here (the link works once, until {invite.expires_at:%Y-%m-%d %H:%M} UTC):\n"
             f"{invite_url(invite)}\n"
         ),
@@ -106,7 +109,9 @@ def _mail_invite(invite: Invite) -> None:
 
 def revoke_invite(actor: Membership, invite_obj: Invite) -> None:
     _check_can_manage(actor, invite_obj.role)
-    Invite.objects.filter(pk=invite_obj.pk, accepted_at__isnull=True).update(revoked_at=timezone.now())
+    Invite.objects.filter(pk=invite_obj.pk, accepted_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
 
 
 def accept_invite(token: str, user: User) -> Membership:
@@ -117,12 +122,16 @@ def accept_invite(token: str, user: User) -> Membership:
     if found.status != "pending":
         raise TeamError(f"{found.status_sentence} Ask the team for a new one.")
     if found.email and found.email.lower() != user.email.lower():
-        raise TeamError(f"This invitation is for {found.email}; sign in with that address to accept it.")
+        raise TeamError(
+            f"This invitation is for {found.email}; sign in with that address to accept it."
+        )
     if Membership.objects.filter(team=found.team, user=user).exists():
         raise TeamError(f"You are already a member of {found.team}.")
     with transaction.atomic():
-        claimed = Invite.objects.pending().filter(pk=found.pk).update(
-            accepted_at=timezone.now(), accepted_by=user
+        claimed = (
+            Invite.objects.pending()
+            .filter(pk=found.pk)
+            .update(accepted_at=timezone.now(), accepted_by=user)
         )
         if claimed != 1:
             raise TeamError("This invitation has just been used; ask the team for a new one.")

@@ -67,7 +67,9 @@ def check_image(upload: UploadedFile) -> CheckedImage:
     except (OSError, SyntaxError, ValueError) as error:
         if isinstance(error, UploadRefused):
             raise
-        raise UploadRefused(f"The image is damaged or incomplete and cannot be decoded ({error}).") from None
+        raise UploadRefused(
+            f"The image is damaged or incomplete and cannot be decoded ({error})."
+        ) from None
     finally:
         upload.seek(0)
     return CheckedImage(format=fmt, width=width, height=height)

@@ -119,6 +119,10 @@ def image_upload():
 
 
 FAST_PARAMS = {
-    "duration": 1, "resolution": "480p", "aspect": "source", "fps": 8,
-    "motion": "zoom_in", "strength": 5,
+    "duration": 1,
+    "resolution": "480p",
+    "aspect": "source",
+    "fps": 8,
+    "motion": "zoom_in",
+    "strength": 5,
 }

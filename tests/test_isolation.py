@@ -55,7 +55,7 @@ def urls_for(team_slug, objects):
 
 
 def test_every_team_route_is_found_for_a_member(personas, client_for, team_a_objects):
-    """The control: the same URLs do exist for the owner (so a 404 below means a wall, not a typo)."""
+    """The control: these URLs exist for the owner, so a 404 below is a wall, not a typo."""
     client = client_for(personas.owner)
     for name, url in urls_for(personas.team.slug, team_a_objects):
         assert client.get(url).status_code != 404, name
@@ -71,7 +71,9 @@ def test_an_outsider_gets_404_on_every_team_route(personas, client_for, team_a_o
             assert method(url, headers={"HX-Request": "true"}).status_code == 404, f"htmx {name}"
 
 
-def test_an_outsider_cannot_reach_team_a_objects_through_their_own_team(personas, client_for, team_a_objects):
+def test_an_outsider_cannot_reach_team_a_objects_through_their_own_team(
+    personas, client_for, team_a_objects
+):
     """Their own team's slug with team A's job, invite or membership ids: still 404."""
     client = client_for(personas.outsider)
     ids = [str(team_a_objects[key]) for key in ("job_id", "invite_id", "membership_id")]

@@ -13,8 +13,10 @@ def submit(personas, client_for, image_upload, django_capture_on_commit_callback
     def go(user=None, **params):
         client = client_for(user or personas.member)
         with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(f"/t/{personas.team.slug}/jobs/new/",
-                                   {"image": image_upload("JPEG"), "provider": "local", **FAST_PARAMS, **params})
+            response = client.post(
+                f"/t/{personas.team.slug}/jobs/new/",
+                {"image": image_upload("JPEG"), "provider": "local", **FAST_PARAMS, **params},
+            )
         return client, response
 
     return go
@@ -57,8 +59,13 @@ def test_the_video_supports_range_requests_for_seeking(personas, submit):
 
 def test_the_status_partial_polls_while_active_and_stops_when_done(personas, client_for):
     client = client_for(personas.viewer)
-    job = make_job(personas.team, personas.member, state=JobState.RUNNING, progress=40,
-                   last_response={"frames_done": 48, "frames_total": 120})
+    job = make_job(
+        personas.team,
+        personas.member,
+        state=JobState.RUNNING,
+        progress=40,
+        last_response={"frames_done": 48, "frames_total": 120},
+    )
     url = f"/t/{personas.team.slug}/jobs/{job.pk}/status/"
     active = client.get(url, headers={"HX-Request": "true"})
     body = active.content.decode()
@@ -67,13 +74,24 @@ def test_the_status_partial_polls_while_active_and_stops_when_done(personas, cli
     Job.objects.filter(pk=job.pk).update(state=JobState.FAILED, error="The image was refused.")
     done = client.get(url, headers={"HX-Request": "true"})
     assert done.status_code == 286
-    assert "hx-trigger" not in done.content.decode() and "The image was refused." in done.content.decode()
+    assert (
+        "hx-trigger" not in done.content.decode()
+        and "The image was refused." in done.content.decode()
+    )
 
 
 def test_make_another_like_this_prefills_the_form(personas, client_for):
-    job = make_job(personas.team, personas.member, state=JobState.SUCCEEDED,
-                   params={**FAST_PARAMS, "motion": "pan_left", "fps": 17})
-    page = client_for(personas.member).get(f"/t/{personas.team.slug}/jobs/new/?from={job.pk}").content.decode()
+    job = make_job(
+        personas.team,
+        personas.member,
+        state=JobState.SUCCEEDED,
+        params={**FAST_PARAMS, "motion": "pan_left", "fps": 17},
+    )
+    page = (
+        client_for(personas.member)
+        .get(f"/t/{personas.team.slug}/jobs/new/?from={job.pk}")
+        .content.decode()
+    )
     assert '<option value="pan_left" selected>' in page
     assert 'value="17"' in page
 

@@ -11,26 +11,39 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start(**env) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}
+    }
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
-        cwd=ROOT, env=clean | {"DJANGO_SETTINGS_MODULE": "project.settings"} | env,
-        capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=clean | {"DJANGO_SETTINGS_MODULE": "project.settings"} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
-@pytest.mark.parametrize(("env", "named"), [
-    ({"DEBUG": "maybe"}, "DEBUG must be one of"),
-    ({"DEBUG": "false"}, "SECRET_KEY must be set when DEBUG is off"),
-    ({"DEBUG": "false", "SECRET_KEY": "s" * 50, "ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must be set"),
-    ({"DATABASE_URL": "nonsense://x"}, "DATABASE_URL is not a valid database URL"),
-    ({"PUBLIC_BASE_URL": "example.com"}, "PUBLIC_BASE_URL must be a URL starting with http://"),
-    ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must be a URL starting with redis://"),
-    ({"MAX_UPLOAD_BYTES": "lots"}, "MAX_UPLOAD_BYTES must be a whole number, got 'lots'"),
-    ({"EMAIL_PORT": "0"}, "EMAIL_PORT must be at least 1"),
-    ({"Q_TIMEOUT": "400"}, "Q_RETRY (240) must be greater than Q_TIMEOUT (400)"),
-    ({"TASK_TIME_LIMIT": "200"}, "which must be greater than TASK_TIME_LIMIT (200)"),
-])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DEBUG": "maybe"}, "DEBUG must be one of"),
+        ({"DEBUG": "false"}, "SECRET_KEY must be set when DEBUG is off"),
+        (
+            {"DEBUG": "false", "SECRET_KEY": "s" * 50, "ALLOWED_HOSTS": ""},
+            "ALLOWED_HOSTS must be set",
+        ),
+        ({"DATABASE_URL": "nonsense://x"}, "DATABASE_URL is not a valid database URL"),
+        ({"PUBLIC_BASE_URL": "example.com"}, "PUBLIC_BASE_URL must be a URL starting with http://"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must be a URL starting with redis://"),
+        ({"MAX_UPLOAD_BYTES": "lots"}, "MAX_UPLOAD_BYTES must be a whole number, got 'lots'"),
+        ({"EMAIL_PORT": "0"}, "EMAIL_PORT must be at least 1"),
+        ({"Q_TIMEOUT": "400"}, "Q_RETRY (240) must be greater than Q_TIMEOUT (400)"),
+        ({"TASK_TIME_LIMIT": "200"}, "which must be greater than TASK_TIME_LIMIT (200)"),
+    ],
+)
 def test_a_bad_value_stops_start_up_naming_the_variable(env, named):
     result = start(**env)
     assert result.returncode != 0

@@ -61,8 +61,12 @@ def test_overdue_jobs_expire_with_a_reason(personas):
 
     past = timezone.now() - timedelta(seconds=1)
     late = make_job(personas.team, personas.member, state=S.RUNNING, deadline_at=past)
-    fine = make_job(personas.team, personas.member, state=S.RUNNING,
-                    deadline_at=timezone.now() + timedelta(hours=1))
+    fine = make_job(
+        personas.team,
+        personas.member,
+        state=S.RUNNING,
+        deadline_at=timezone.now() + timedelta(hours=1),
+    )
     done = make_job(personas.team, personas.member, state=S.SUCCEEDED, deadline_at=past)
     assert expire_overdue() == 1
     late.refresh_from_db(), fine.refresh_from_db(), done.refresh_from_db()

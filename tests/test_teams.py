@@ -16,9 +16,15 @@ def test_a_new_user_gets_a_personal_team_they_own(db):
 
 
 def test_signing_up_by_email_logs_in_to_the_personal_team(client, db):
-    response = client.post("/accounts/signup/", {
-        "email": "Fresh@Example.test", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase",
-    }, follow=True)
+    response = client.post(
+        "/accounts/signup/",
+        {
+            "email": "Fresh@Example.test",
+            "password1": "a-long-pass-phrase",
+            "password2": "a-long-pass-phrase",
+        },
+        follow=True,
+    )
     assert response.status_code == 200
     user = User.objects.get(email="fresh@example.test")
     assert response.wsgi_request.user == user
@@ -26,13 +32,19 @@ def test_signing_up_by_email_logs_in_to_the_personal_team(client, db):
 
 
 def test_failed_logins_are_throttled_per_account(client, db, settings):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": "throttle-test"}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "throttle-test",
+        }
+    }
     User.objects.create_user("target@x.test", "the-right-password")
     for _ in range(5):
         response = client.post("/accounts/login/", {"login": "target@x.test", "password": "wrong"})
         assert "Too many failed login attempts" not in response.content.decode()
-    response = client.post("/accounts/login/", {"login": "target@x.test", "password": "the-right-password"})
+    response = client.post(
+        "/accounts/login/", {"login": "target@x.test", "password": "the-right-password"}
+    )
     assert "Too many failed login attempts" in response.content.decode()
     assert not response.wsgi_request.user.is_authenticated
 
@@ -58,7 +70,10 @@ def test_creating_a_team_makes_the_creator_its_owner(personas, client_for):
 def test_a_viewer_cannot_submit_but_can_watch(personas, client_for, image_upload):
     client = client_for(personas.viewer)
     assert client.get(f"/t/{personas.team.slug}/jobs/new/").status_code == 403
-    assert client.post(f"/t/{personas.team.slug}/jobs/new/", {"image": image_upload()}).status_code == 403
+    assert (
+        client.post(f"/t/{personas.team.slug}/jobs/new/", {"image": image_upload()}).status_code
+        == 403
+    )
     job = make_job(personas.team, personas.member)
     assert client.get(f"/t/{personas.team.slug}/jobs/{job.pk}/").status_code == 200
     assert client.get(f"/t/{personas.team.slug}/jobs/{job.pk}/files/input/").status_code == 200
@@ -69,9 +84,17 @@ def test_members_cannot_manage_the_team(personas, client_for):
     client = client_for(personas.member)
     viewer = personas.membership(personas.viewer)
     slug = personas.team.slug
-    assert client.post(f"/t/{slug}/settings/members/{viewer.pk}/role/", {"role": "admin"}).status_code == 403
+    assert (
+        client.post(f"/t/{slug}/settings/members/{viewer.pk}/role/", {"role": "admin"}).status_code
+        == 403
+    )
     assert client.post(f"/t/{slug}/settings/members/{viewer.pk}/remove/").status_code == 403
-    assert client.post(f"/t/{slug}/settings/invites/", {"email": "x@y.test", "role": "member"}).status_code == 403
+    assert (
+        client.post(
+            f"/t/{slug}/settings/invites/", {"email": "x@y.test", "role": "member"}
+        ).status_code
+        == 403
+    )
     viewer.refresh_from_db()
     assert viewer.role == Role.VIEWER
 
@@ -97,7 +120,9 @@ def test_the_last_owner_can_neither_leave_nor_be_demoted(personas, client_for):
         teams.change_role(owner, owner, Role.ADMIN)
     with pytest.raises(teams.TeamError, match="last owner cannot leave"):
         teams.leave_team(owner)
-    response = client_for(personas.owner).post(f"/t/{personas.team.slug}/settings/leave/", follow=True)
+    response = client_for(personas.owner).post(
+        f"/t/{personas.team.slug}/settings/leave/", follow=True
+    )
     assert "last owner cannot leave" in response.content.decode()
     # With a second owner, the first may step down.
     teams.change_role(owner, personas.membership(personas.member), Role.OWNER)
@@ -112,7 +137,9 @@ def test_jobs_stay_with_the_team_when_their_creator_leaves(personas):
 
 
 # --- Invites --------------------------------------------------------------------------------
-def test_an_email_invite_is_mailed_and_works_once_for_that_address(personas, django_capture_on_commit_callbacks):
+def test_an_email_invite_is_mailed_and_works_once_for_that_address(
+    personas, django_capture_on_commit_callbacks
+):
     owner = personas.membership(personas.owner)
     with django_capture_on_commit_callbacks(execute=True):
         invite = teams.invite(owner, email="Newbie@X.test", role=Role.VIEWER)
@@ -132,7 +159,10 @@ def test_a_link_invite_works_once_then_never_again(personas, client_for):
     invite = Invite.objects.get(team=personas.team)
     page = client.get(f"/t/{personas.team.slug}/settings/").content.decode()
     assert f"/invites/{invite.token}/" in page
-    first, second = User.objects.create_user("one@x.test", "pw"), User.objects.create_user("two@x.test", "pw")
+    first, second = (
+        User.objects.create_user("one@x.test", "pw"),
+        User.objects.create_user("two@x.test", "pw"),
+    )
     response = client_for(first).post(f"/invites/{invite.token}/")
     assert response.url == f"/t/{personas.team.slug}/"
     response = client_for(second).post(f"/invites/{invite.token}/", follow=True)

@@ -14,10 +14,17 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims a huge size but carries almost no data: a decompression bomb's shape."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def gif_bytes() -> bytes:
@@ -34,8 +41,14 @@ REFUSALS = {
     "empty": (lambda: b"", "empty"),
     "gif": (gif_bytes, "only PNG, JPEG and WebP"),
     "text named png": (lambda: b"hello, I am not a picture" * 20, "not an image we can read"),
-    "too many pixels": (lambda: png_header_only(8000, 8000), "8000×8000 (64.0 megapixels); the limit is 40 megapixels"),
-    "decompression bomb": (lambda: png_header_only(60000, 60000), "far too many pixels; the limit is 40 megapixels"),
+    "too many pixels": (
+        lambda: png_header_only(8000, 8000),
+        "8000×8000 (64.0 megapixels); the limit is 40 megapixels",
+    ),
+    "decompression bomb": (
+        lambda: png_header_only(60000, 60000),
+        "far too many pixels; the limit is 40 megapixels",
+    ),
     "too small": (lambda: make_image_bytes("PNG", (40, 300)), "at least 64 pixels"),
     "truncated jpeg": (lambda: make_image_bytes("JPEG")[:2000], "damaged or incomplete"),
     "truncated png": (lambda: make_image_bytes("PNG")[:3000], "damaged or incomplete"),
@@ -43,12 +56,15 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("case", REFUSALS)
-def test_the_page_refuses_a_bad_upload_and_creates_nothing(personas, client_for, image_upload, media_root, case):
+def test_the_page_refuses_a_bad_upload_and_creates_nothing(
+    personas, client_for, image_upload, media_root, case
+):
     content, expected = REFUSALS[case]
     upload = image_upload(name="photo.png", content=content())
     client = client_for(personas.member)
-    response = client.post(f"/t/{personas.team.slug}/jobs/new/",
-                           {"image": upload, "provider": "local", **FAST_PARAMS})
+    response = client.post(
+        f"/t/{personas.team.slug}/jobs/new/", {"image": upload, "provider": "local", **FAST_PARAMS}
+    )
     assert response.status_code == 200
     assert expected in response.content.decode()
     assert Job.objects.count() == 0
@@ -73,8 +89,9 @@ def test_the_format_is_read_from_the_content_not_the_name(image_upload, fmt):
 def test_parameters_out_of_range_are_refused_field_by_field(personas, client_for, image_upload):
     client = client_for(personas.member)
     bad = {**FAST_PARAMS, "duration": 11, "fps": 4, "strength": 0, "motion": "spin"}
-    response = client.post(f"/t/{personas.team.slug}/jobs/new/",
-                           {"image": image_upload(), "provider": "local", **bad})
+    response = client.post(
+        f"/t/{personas.team.slug}/jobs/new/", {"image": image_upload(), "provider": "local", **bad}
+    )
     page = response.content.decode()
     assert "Duration must be at most 10 seconds." in page
     assert "Frames per second must be at least 8." in page

@@ -46,9 +46,14 @@ def submit_job(
         raise JobRefused(errors)
 
     job = Job(
-        team=membership.team, creator=membership.user, provider=provider.key,
-        model=provider.models[0][0], params=clean, deadline_at=timezone.now() + provider.deadline,
-        input_width=checked.width, input_height=checked.height,
+        team=membership.team,
+        creator=membership.user,
+        provider=provider.key,
+        model=provider.models[0][0],
+        params=clean,
+        deadline_at=timezone.now() + provider.deadline,
+        input_width=checked.width,
+        input_height=checked.height,
     )
     job.input_image.save(checked.storage_name(), image, save=False)
     try:

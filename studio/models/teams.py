@@ -82,14 +82,18 @@ def _invite_expiry():
 
 class InviteQuerySet(models.QuerySet):
     def pending(self):
-        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now())
+        return self.filter(
+            accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        )
 
 
 class Invite(models.Model):
     """An invitation to a team: addressed to one e-mail, or an open link. Either works once."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invites")
-    email = models.EmailField(blank=True, help_text="Empty for a link anyone holding it can use once.")
+    email = models.EmailField(
+        blank=True, help_text="Empty for a link anyone holding it can use once."
+    )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     token = models.CharField(max_length=64, unique=True, default=_invite_token)
     created_by = models.ForeignKey(

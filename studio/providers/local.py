@@ -17,7 +17,14 @@ from django.core.files.storage import default_storage
 from django.db.models import F
 from PIL import Image, ImageOps
 
-from studio.engine.render import ASPECTS, MOTIONS, RESOLUTIONS, RenderSettings, RenderStopped, render_video
+from studio.engine.render import (
+    ASPECTS,
+    MOTIONS,
+    RESOLUTIONS,
+    RenderSettings,
+    RenderStopped,
+    render_video,
+)
 from studio.jobs.states import transition
 from studio.models import Job, JobState
 from studio.providers.base import Provider
@@ -32,7 +39,10 @@ def _labels(values):
 
 class LocalParams(forms.Form):
     duration = forms.IntegerField(
-        min_value=1, max_value=10, initial=5, label="Duration (seconds)",
+        min_value=1,
+        max_value=10,
+        initial=5,
+        label="Duration (seconds)",
         error_messages={
             "min_value": "Duration must be at least 1 second.",
             "max_value": "Duration must be at most 10 seconds.",
@@ -41,10 +51,14 @@ class LocalParams(forms.Form):
     resolution = forms.ChoiceField(choices=[(r, r) for r in RESOLUTIONS], initial="720p")
     aspect = forms.ChoiceField(
         choices=[("source", "From the image")] + [(a, a) for a in ASPECTS if a != "source"],
-        initial="source", label="Aspect ratio",
+        initial="source",
+        label="Aspect ratio",
     )
     fps = forms.IntegerField(
-        min_value=8, max_value=30, initial=24, label="Frames per second",
+        min_value=8,
+        max_value=30,
+        initial=24,
+        label="Frames per second",
         error_messages={
             "min_value": "Frames per second must be at least 8.",
             "max_value": "Frames per second must be at most 30.",
@@ -52,7 +66,10 @@ class LocalParams(forms.Form):
     )
     motion = forms.ChoiceField(choices=_labels(MOTIONS), initial="zoom_in", label="Camera motion")
     strength = forms.IntegerField(
-        min_value=1, max_value=10, initial=5, label="Motion strength (1–10)",
+        min_value=1,
+        max_value=10,
+        initial=5,
+        label="Motion strength (1–10)",
         error_messages={
             "min_value": "Motion strength must be at least 1.",
             "max_value": "Motion strength must be at most 10.",
@@ -77,29 +94,47 @@ class LocalEngine(Provider):
             log.info("render of %s stopped: the job left the running state", job.pk)
         except Exception as error:  # any failure of the render is the job's failure, said plainly
             log.exception("local render of %s failed", job.pk)
-            transition(job, S.RUNNING, S.FAILED, error=f"The local engine could not make this video: {error}")
+            transition(
+                job,
+                S.RUNNING,
+                S.FAILED,
+                error=f"The local engine could not make this video: {error}",
+            )
 
     def _render_and_store(self, job: Job) -> None:
         p = job.params
         render_settings = RenderSettings(
-            duration=p["duration"], resolution=p["resolution"], aspect=p["aspect"],
-            fps=p["fps"], motion=p["motion"], strength=p["strength"],
+            duration=p["duration"],
+            resolution=p["resolution"],
+            aspect=p["aspect"],
+            fps=p["fps"],
+            motion=p["motion"],
+            strength=p["strength"],
         )
         give_up_at = time.monotonic() + settings.TASK_TIME_LIMIT
         with tempfile.TemporaryDirectory(prefix="render-") as tmp:
             video_path, poster_path = Path(tmp) / "video.mp4", Path(tmp) / "poster.jpg"
             with job.input_image.open("rb") as source, Image.open(source) as image:
                 result = render_video(
-                    ImageOps.exif_transpose(image), video_path, render_settings, poster_path=poster_path,
+                    ImageOps.exif_transpose(image),
+                    video_path,
+                    render_settings,
+                    poster_path=poster_path,
                     progress=lambda done, total: _report_progress(job, done, total),
                     should_stop=lambda: _should_stop(job, give_up_at),
                 )
             video_name = _store(video_path, f"videos/{job.team_id}/{job.pk.hex}.mp4")
             poster_name = _store(poster_path, f"posters/{job.team_id}/{job.pk.hex}.jpg")
         won = transition(
-            job, S.RUNNING, S.SUCCEEDED, video=video_name, poster=poster_name,
-            video_width=result.width, video_height=result.height,
-            video_duration=result.duration, video_bytes=result.size_bytes,
+            job,
+            S.RUNNING,
+            S.SUCCEEDED,
+            video=video_name,
+            poster=poster_name,
+            video_width=result.width,
+            video_height=result.height,
+            video_duration=result.duration,
+            video_bytes=result.size_bytes,
         )
         if not won:  # canceled or expired meanwhile: the files belong to nobody
             default_storage.delete(video_name)

@@ -10,7 +10,9 @@ def home(request):
         return render(request, "studio/welcome.html")
     memberships = request.user.memberships.select_related("team")
     last = request.session.get(CURRENT_TEAM_KEY)
-    chosen = memberships.filter(team__slug=last).first() or memberships.order_by("joined_at").first()
+    chosen = (
+        memberships.filter(team__slug=last).first() or memberships.order_by("joined_at").first()
+    )
     if chosen is None:
         return redirect("team_create")
     return redirect("dashboard", team_slug=chosen.team.slug)

@@ -17,8 +17,10 @@ def new_job(request):
         form = NewJobForm(request.POST, request.FILES)
         try:
             job = submit_job(
-                request.membership, request.FILES.get("image"),
-                request.POST.get("provider", ""), request.POST,
+                request.membership,
+                request.FILES.get("image"),
+                request.POST.get("provider", ""),
+                request.POST,
             )
         except JobRefused as refusal:
             form.add_refusal(refusal.errors)
@@ -62,4 +64,3 @@ def job_cancel(request, job_id):
     elif not cancel(job):
         messages.error(request, "This job has already started, so it can no longer be canceled.")
     return redirect("job_detail", team_slug=request.team.slug, job_id=job.pk)
-

@@ -24,7 +24,9 @@ def team_settings(request):
     team = request.team
     context = {
         "members": team.memberships.select_related("user").order_by("user__email"),
-        "invites": team.invites.pending().select_related("created_by") if request.membership.can_manage else [],
+        "invites": team.invites.pending().select_related("created_by")
+        if request.membership.can_manage
+        else [],
         "invite_form": InviteForm(),
         "roles": Role.choices,
         "new_link": request.session.pop("new_invite_link", None),
@@ -66,7 +68,9 @@ def invite_create(request):
 @require_POST
 def invite_revoke(request, invite_id):
     invite = get_object_or_404(Invite, pk=invite_id, team=request.team)
-    return _done(request, teams.revoke_invite, request.membership, invite, success="Invitation revoked.")
+    return _done(
+        request, teams.revoke_invite, request.membership, invite, success="Invitation revoked."
+    )
 
 
 @team_view(Role.ADMIN)
@@ -74,16 +78,27 @@ def invite_revoke(request, invite_id):
 def member_role(request, membership_id):
     target = get_object_or_404(Membership, pk=membership_id, team=request.team)
     role = request.POST.get("role", "")
-    return _done(request, teams.change_role, request.membership, target, role,
-                 success=f"{target.user} is now {role}.")
+    return _done(
+        request,
+        teams.change_role,
+        request.membership,
+        target,
+        role,
+        success=f"{target.user} is now {role}.",
+    )
 
 
 @team_view(Role.ADMIN)
 @require_POST
 def member_remove(request, membership_id):
     target = get_object_or_404(Membership, pk=membership_id, team=request.team)
-    return _done(request, teams.remove_member, request.membership, target,
-                 success=f"{target.user} was removed; their jobs stay with the team.")
+    return _done(
+        request,
+        teams.remove_member,
+        request.membership,
+        target,
+        success=f"{target.user} was removed; their jobs stay with the team.",
+    )
 
 
 @team_view()

@@ -1,0 +1,34 @@
+# One image, two roles: `web` (gunicorn, the default) or `worker` (django-q2's qcluster).
+#   docker build -t studio .
+#   docker run -e SECRET_KEY=... -e DATABASE_URL=postgres://... -e ALLOWED_HOSTS=... studio          # web
+#   docker run -e SECRET_KEY=... -e DATABASE_URL=postgres://... studio worker                       # worker
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+RUN python -m venv /venv
+COPY pyproject.toml ./
+COPY project ./project
+COPY studio ./studio
+RUN /venv/bin/pip install .
+
+FROM python:3.11-slim-bookworm AS runtime
+ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 DEBUG=false \
+    MEDIA_ROOT=/data/media STATIC_ROOT=/app/static-root
+RUN useradd --create-home --uid 10001 studio && mkdir -p /data/media && chown studio /data/media
+COPY --from=build /venv /venv
+WORKDIR /app
+COPY manage.py ./
+COPY project ./project
+COPY studio ./studio
+COPY templates ./templates
+COPY static ./static
+COPY docker/entrypoint.sh /entrypoint.sh
+# collectstatic needs settings that start; these throwaway values never reach a running container.
+RUN SECRET_KEY=build-only ALLOWED_HOSTS=build python manage.py collectstatic --noinput \
+    && chown -R studio /app
+USER studio
+EXPOSE 8000
+VOLUME ["/data/media"]
+ENTRYPOINT ["/entrypoint.sh"]
+CMD ["web"]
