@@ -40,6 +40,21 @@ def _megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB"
 
 
+# Room for the form's other fields and the multipart framing around the file.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+def check_request_size(content_length: str | None) -> None:
+    """Refuse an oversized upload from its Content-Length, before Django spools it to disk."""
+    try:
+        size = int(content_length or 0)
+    except ValueError:
+        return
+    limit = settings.MAX_UPLOAD_BYTES
+    if size > limit + FORM_OVERHEAD_BYTES:
+        raise UploadRefused(f"The upload is {_megabytes(size)}; the limit is {_megabytes(limit)}.")
+
+
 def check_image(upload: UploadedFile) -> CheckedImage:
     limit = settings.MAX_UPLOAD_BYTES
     if upload.size == 0:

@@ -86,6 +86,23 @@ def test_the_format_is_read_from_the_content_not_the_name(image_upload, fmt):
     assert "misleading" not in checked.storage_name()
 
 
+def test_an_oversized_request_is_refused_before_its_body_is_read(personas, client_for, settings):
+    settings.MAX_UPLOAD_BYTES = 100_000
+    client = client_for(personas.member)
+    big = image_upload_of(b"\0" * 400_000)
+    response = client.post(f"/t/{personas.team.slug}/jobs/new/", {"image": big, **FAST_PARAMS})
+    assert response.status_code == 413
+    assert "The upload is 391 KB; the limit is 98 KB." in response.content.decode()
+    assert not hasattr(response.wsgi_request, "_files")  # the body was never parsed
+    assert Job.objects.count() == 0
+
+
+def image_upload_of(data: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("big.png", data, content_type="image/png")
+
+
 def test_parameters_out_of_range_are_refused_field_by_field(personas, client_for, image_upload):
     client = client_for(personas.member)
     bad = {**FAST_PARAMS, "duration": 11, "fps": 4, "strength": 0, "motion": "spin"}
