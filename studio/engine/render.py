@@ -24,28 +24,9 @@ from pathlib import Path
 import av
 from PIL import Image
 
-from .motion import MOTIONS, camera_path, max_zoom
-from .settings import (
-    ASPECTS,
-    RESOLUTIONS,
-    InvalidSettings,
-    RenderResult,
-    RenderSettings,
-    output_size,
-)
+from .motion import camera_path, max_zoom
+from .settings import RenderResult, RenderSettings, output_size
 from .source import open_picture, oriented_size, working_image
-
-__all__ = [
-    "ASPECTS",
-    "MOTIONS",
-    "RESOLUTIONS",
-    "InvalidSettings",
-    "RenderResult",
-    "RenderSettings",
-    "RenderStopped",
-    "output_size",
-    "render_video",
-]
 
 CODEC = "libx264"
 X264_PRESET = "veryfast"

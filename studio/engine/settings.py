@@ -46,6 +46,12 @@ class RenderSettings:
     motion: str = "zoom_in"  # one of MOTIONS
     strength: int = 5  # 1-10, how far the camera moves
 
+    @classmethod
+    def from_mapping(cls, values) -> RenderSettings:
+        """The settings named in `values` (a job's params, a command's options); others ignored."""
+        names = cls.__dataclass_fields__
+        return cls(**{name: values[name] for name in names if values.get(name) is not None})
+
     def validate(self) -> None:
         """Raise InvalidSettings (a ValueError) naming the first bad field and its limit."""
         lo, hi = DURATION_RANGE

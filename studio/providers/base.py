@@ -7,6 +7,25 @@ from django import forms
 from studio.models import Job
 
 
+def bounded_int(
+    label: str, lo: int, hi: int, *, initial: int, unit: str = ""
+) -> forms.IntegerField:
+    """A whole-number parameter whose errors name the field and the limit it broke."""
+    suffix = f" {unit}" if unit else ""
+    return forms.IntegerField(
+        min_value=lo,
+        max_value=hi,
+        initial=initial,
+        label=f"{label} ({lo}–{hi}{suffix})",
+        error_messages={
+            "min_value": f"{label} must be at least {lo}{suffix.removesuffix('s') if lo == 1 else suffix}.",
+            "max_value": f"{label} must be at most {hi}{suffix}.",
+            "invalid": f"{label} must be a whole number from {lo} to {hi}{suffix}.",
+            "required": f"{label} is required.",
+        },
+    )
+
+
 class ProviderError(Exception):
     """A provider failed. `permanent` says whether trying again could help."""
 

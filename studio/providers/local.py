@@ -17,17 +17,11 @@ from django.core.files.storage import default_storage
 from django.db.models import F
 from PIL import Image, ImageOps
 
-from studio.engine.render import (
-    ASPECTS,
-    MOTIONS,
-    RESOLUTIONS,
-    RenderSettings,
-    RenderStopped,
-    render_video,
-)
+from studio.engine import ASPECTS, MOTIONS, RESOLUTIONS, RenderSettings, RenderStopped, render_video
+from studio.engine.settings import DURATION_RANGE, FPS_RANGE, STRENGTH_RANGE
 from studio.jobs.states import transition
 from studio.models import Job, JobState
-from studio.providers.base import Provider
+from studio.providers.base import Provider, bounded_int
 
 log = logging.getLogger(__name__)
 S = JobState
@@ -38,43 +32,16 @@ def _labels(values):
 
 
 class LocalParams(forms.Form):
-    duration = forms.IntegerField(
-        min_value=1,
-        max_value=10,
-        initial=5,
-        label="Duration (seconds)",
-        error_messages={
-            "min_value": "Duration must be at least 1 second.",
-            "max_value": "Duration must be at most 10 seconds.",
-        },
-    )
+    duration = bounded_int("Duration", *map(int, DURATION_RANGE), initial=5, unit="seconds")
     resolution = forms.ChoiceField(choices=[(r, r) for r in RESOLUTIONS], initial="720p")
     aspect = forms.ChoiceField(
         choices=[("source", "From the image")] + [(a, a) for a in ASPECTS if a != "source"],
         initial="source",
         label="Aspect ratio",
     )
-    fps = forms.IntegerField(
-        min_value=8,
-        max_value=30,
-        initial=24,
-        label="Frames per second",
-        error_messages={
-            "min_value": "Frames per second must be at least 8.",
-            "max_value": "Frames per second must be at most 30.",
-        },
-    )
+    fps = bounded_int("Frames per second", *FPS_RANGE, initial=24)
     motion = forms.ChoiceField(choices=_labels(MOTIONS), initial="zoom_in", label="Camera motion")
-    strength = forms.IntegerField(
-        min_value=1,
-        max_value=10,
-        initial=5,
-        label="Motion strength (1–10)",
-        error_messages={
-            "min_value": "Motion strength must be at least 1.",
-            "max_value": "Motion strength must be at most 10.",
-        },
-    )
+    strength = bounded_int("Motion strength", *STRENGTH_RANGE, initial=5)
 
 
 class LocalEngine(Provider):
@@ -102,15 +69,7 @@ class LocalEngine(Provider):
             )
 
     def _render_and_store(self, job: Job) -> None:
-        p = job.params
-        render_settings = RenderSettings(
-            duration=p["duration"],
-            resolution=p["resolution"],
-            aspect=p["aspect"],
-            fps=p["fps"],
-            motion=p["motion"],
-            strength=p["strength"],
-        )
+        render_settings = RenderSettings.from_mapping(job.params)
         give_up_at = time.monotonic() + settings.TASK_TIME_LIMIT
         with tempfile.TemporaryDirectory(prefix="render-") as tmp:
             video_path, poster_path = Path(tmp) / "video.mp4", Path(tmp) / "poster.jpg"

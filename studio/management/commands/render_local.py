@@ -67,14 +67,7 @@ class Command(BaseCommand):
             raise CommandError(f"IMAGE {image} does not exist or is not a file")
         if out.suffix.lower() != ".mp4":
             raise CommandError(f"OUT must end in .mp4, got {out.name}")
-        settings = RenderSettings(
-            duration=options["duration"],
-            resolution=options["resolution"],
-            aspect=options["aspect"],
-            fps=options["fps"],
-            motion=options["motion"],
-            strength=options["strength"],
-        )
+        settings = RenderSettings.from_mapping(options)
         try:
             settings.validate()
         except InvalidSettings as error:
