@@ -12,13 +12,14 @@ def bounded_int(
 ) -> forms.IntegerField:
     """A whole-number parameter whose errors name the field and the limit it broke."""
     suffix = f" {unit}" if unit else ""
+    one = suffix.removesuffix("s")  # "1 second", not "1 seconds"
     return forms.IntegerField(
         min_value=lo,
         max_value=hi,
         initial=initial,
         label=f"{label} ({lo}–{hi}{suffix})",
         error_messages={
-            "min_value": f"{label} must be at least {lo}{suffix.removesuffix('s') if lo == 1 else suffix}.",
+            "min_value": f"{label} must be at least {lo}{one if lo == 1 else suffix}.",
             "max_value": f"{label} must be at most {hi}{suffix}.",
             "invalid": f"{label} must be a whole number from {lo} to {hi}{suffix}.",
             "required": f"{label} is required.",
