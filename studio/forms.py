@@ -32,8 +32,7 @@ class NewJobForm(forms.Form):
 
     def add_refusal(self, errors: dict[str, list[str]]) -> None:
         self.params.is_valid()  # bound to the same data: its errors show beside its own fields
-        if not self.is_valid() and not self.is_bound:
-            self.cleaned_data = {}  # refused before the body was read: errors only
+        self.is_valid()
         for field, messages in errors.items():
             if field in self.params.fields:
                 continue

@@ -4,11 +4,12 @@ row is gone or already settled (a task may be delivered twice)."""
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 from django_q.tasks import async_task
 
 from studio.jobs.states import expire_overdue
 from studio.models import Job
-from studio.providers import get_provider
+from studio.providers import PROVIDERS, get_provider
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,12 @@ def run_job(job_id: str) -> None:
 
 
 def sweep() -> None:
-    """Periodic housekeeping: expire jobs that no provider finished in time."""
-    expired = expire_overdue()
+    """Periodic housekeeping: each provider's sweep, then expire what nobody finished in time."""
+    now = timezone.now()
+    for provider in PROVIDERS.values():
+        moved = provider.sweep(now)
+        if moved:
+            log.info("%s sweep moved %d jobs", provider.key, moved)
+    expired = expire_overdue(now)
     if expired:
         log.info("expired %d overdue jobs", expired)

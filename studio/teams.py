@@ -35,6 +35,17 @@ def _lock(team: Team) -> None:
     Team.objects.select_for_update().filter(pk=team.pk).first()
 
 
+def _fresh(*memberships: Membership) -> None:
+    """Re-read inside the lock: someone just removed or demoted acts as what they are now."""
+    for membership in memberships:
+        try:
+            membership.refresh_from_db()
+        except Membership.DoesNotExist:
+            raise TeamError("That person is no longer a member of this team.") from None
+    if len({m.team_id for m in memberships}) > 1:
+        raise TeamError("Both people must belong to the same team.")
+
+
 def _check_can_manage(actor: Membership, target_role: str | None = None) -> None:
     if not actor.can_manage:
         raise TeamError("Only owners and admins can manage members.")
@@ -51,8 +62,7 @@ def change_role(actor: Membership, target: Membership, role: str) -> Membership:
         raise TeamError(f"Role must be one of {', '.join(Role.values)}.")
     with transaction.atomic():
         _lock(target.team)
-        target.refresh_from_db()
-        actor.refresh_from_db()
+        _fresh(actor, target)
         _check_can_manage(actor, Role.OWNER if Role.OWNER in (role, target.role) else None)
         if target.role == Role.OWNER and role != Role.OWNER and _owner_count(target.team) == 1:
             raise TeamError("The last owner cannot be demoted; make someone else an owner first.")
@@ -65,7 +75,7 @@ def remove_member(actor: Membership, target: Membership) -> None:
     """Remove someone from the team. Their jobs and videos stay with the team."""
     with transaction.atomic():
         _lock(target.team)
-        target.refresh_from_db()
+        _fresh(actor, target)
         if actor.pk != target.pk:
             _check_can_manage(actor, target.role)
         if target.role == Role.OWNER and _owner_count(target.team) == 1:
@@ -108,6 +118,8 @@ def _mail_invite(invite: Invite) -> None:
 
 
 def revoke_invite(actor: Membership, invite_obj: Invite) -> None:
+    if invite_obj.team_id != actor.team_id:
+        raise TeamError("That invitation belongs to another team.")
     _check_can_manage(actor, invite_obj.role)
     Invite.objects.filter(pk=invite_obj.pk, accepted_at__isnull=True).update(
         revoked_at=timezone.now()

@@ -138,3 +138,11 @@ def test_the_dashboard_polls_only_while_a_job_is_active(personas, client_for):
     assert "every 3s" not in client.get(url).content.decode()
     make_job(personas.team, personas.member, state=JobState.RUNNING)
     assert "every 3s" in client.get(url).content.decode()
+
+
+def test_a_history_restore_gets_the_whole_page_not_a_fragment(personas, client_for):
+    client = client_for(personas.viewer)
+    url = f"/t/{personas.team.slug}/gallery/"
+    restore = client.get(url, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert "<html" in restore.content.decode()
+    assert "HX-Request" in restore["Vary"]

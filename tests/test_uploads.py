@@ -86,9 +86,12 @@ def test_the_format_is_read_from_the_content_not_the_name(image_upload, fmt):
     assert "misleading" not in checked.storage_name()
 
 
-def test_an_oversized_request_is_refused_before_its_body_is_read(personas, client_for, settings):
+def test_an_oversized_request_is_refused_before_its_body_is_parsed(personas, settings):
+    from django.test import Client
+
     settings.MAX_UPLOAD_BYTES = 100_000
-    client = client_for(personas.member)
+    client = Client(enforce_csrf_checks=True)  # the CSRF check reads the body: it must come after
+    client.force_login(personas.member)
     big = image_upload_of(b"\0" * 400_000)
     response = client.post(f"/t/{personas.team.slug}/jobs/new/", {"image": big, **FAST_PARAMS})
     assert response.status_code == 413
@@ -115,3 +118,15 @@ def test_parameters_out_of_range_are_refused_field_by_field(personas, client_for
     assert "Motion strength must be at least 1." in page
     assert "spin is not one of the available choices" in page
     assert Job.objects.count() == 0
+
+
+def test_a_phone_jpeg_with_extra_pictures_is_accepted_as_jpeg(image_upload):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    frames = [Image.new("RGB", (400, 300), c) for c in ("red", "blue")]
+    frames[0].save(buffer, "MPO", save_all=True, append_images=frames[1:])
+    checked = check_image(image_upload(content=buffer.getvalue(), name="IMG_0001.JPG"))
+    assert checked.format == "MPO" and checked.extension == "jpg"

@@ -49,6 +49,10 @@ class Provider:
             return form.cleaned_data, {}
         return {}, {field: list(errors) for field, errors in form.errors.items()}
 
+    def sweep(self, now) -> int:
+        """Periodic work for this provider's jobs (polling, reconciling); returns jobs moved."""
+        return 0
+
     def execute(self, job: Job) -> None:
         """Move a queued job forward; called by the worker with a fresh row."""
         raise NotImplementedError

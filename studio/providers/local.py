@@ -25,6 +25,7 @@ from studio.providers.base import Provider, bounded_int
 
 log = logging.getLogger(__name__)
 S = JobState
+STALL_MARGIN_SECONDS = 60
 
 
 def _labels(values):
@@ -61,12 +62,34 @@ class LocalEngine(Provider):
             log.info("render of %s stopped: the job left the running state", job.pk)
         except Exception as error:  # any failure of the render is the job's failure, said plainly
             log.exception("local render of %s failed", job.pk)
+            # Our own checks word their messages for people; anything else may carry server
+            # paths, so members get a reference and the log keeps the detail.
+            said = (
+                str(error) if isinstance(error, ValueError | TimeoutError) else "an internal error"
+            )
             transition(
                 job,
                 S.RUNNING,
                 S.FAILED,
-                error=f"The local engine could not make this video: {error}",
+                error=f"The local engine could not make this video: {said} (job {job.pk}).",
             )
+
+    def sweep(self, now) -> int:
+        """Fail jobs whose worker died mid-render: no render outlives TASK_TIME_LIMIT."""
+        stalled_before = now - timedelta(seconds=settings.TASK_TIME_LIMIT + STALL_MARGIN_SECONDS)
+        failed = 0
+        for state, since in ((S.SUBMITTING, "submitting_at"), (S.RUNNING, "running_at")):
+            stalled = Job.objects.filter(
+                provider=self.key, state=state, **{f"{since}__lt": stalled_before}
+            )
+            for job_id in stalled.values_list("pk", flat=True):
+                failed += transition(
+                    job_id,
+                    state,
+                    S.FAILED,
+                    error="The worker stopped while rendering this video. Please try again.",
+                )
+        return failed
 
     def _render_and_store(self, job: Job) -> None:
         render_settings = RenderSettings.from_mapping(job.params)

@@ -1,10 +1,12 @@
 from django import forms
 from django.core.paginator import Paginator
 from django.shortcuts import render
+from django.views.decorators.vary import vary_on_headers
 
 from studio.access import team_view
 from studio.models import Job, JobState
 from studio.providers import provider_choices
+from studio.views.htmx import partial_or_page
 
 PAGE_SIZE = 12
 
@@ -31,6 +33,7 @@ class GalleryFilter(forms.Form):
 
 
 @team_view()
+@vary_on_headers("HX-Request")
 def gallery(request):
     """The team's videos, filtered by who made them, provider and state, a page at a time."""
     filters = GalleryFilter(request.GET, request.team)
@@ -39,5 +42,4 @@ def gallery(request):
     query = request.GET.copy()
     query.pop("page", None)
     context = {"filters": filters, "page": page, "query": query.urlencode()}
-    template = "studio/gallery.html#results" if request.htmx else "studio/gallery.html"
-    return render(request, template, context)
+    return render(request, partial_or_page(request, "studio/gallery.html", "results"), context)

@@ -1,7 +1,9 @@
 from django.shortcuts import redirect, render
+from django.views.decorators.vary import vary_on_headers
 
 from studio.access import CURRENT_TEAM_KEY, team_view
 from studio.models import Job
+from studio.views.htmx import partial_or_page
 
 
 def home(request):
@@ -19,10 +21,11 @@ def home(request):
 
 
 @team_view()
+@vary_on_headers("HX-Request")
 def dashboard(request):
     jobs = Job.objects.filter(team=request.team).select_related("creator")[:12]
     active = any(job.is_active for job in jobs)
     context = {"jobs": jobs, "poll": active}
-    if request.htmx:
-        return render(request, "studio/dashboard.html#recent-jobs", context)
-    return render(request, "studio/dashboard.html", context)
+    return render(
+        request, partial_or_page(request, "studio/dashboard.html", "recent-jobs"), context
+    )

@@ -9,18 +9,11 @@ from studio.jobs.states import cancel
 from studio.jobs.submit import JobRefused, submit_job
 from studio.models import Role
 from studio.providers import PROVIDERS
-from studio.uploads import UploadRefused, check_request_size
 
 
 @team_view(Role.MEMBER)
 def new_job(request):
     if request.method == "POST":
-        try:
-            check_request_size(request.META.get("CONTENT_LENGTH"))
-        except UploadRefused as refusal:
-            form = NewJobForm(initial={"provider": "local"})
-            form.add_refusal({"image": [str(refusal)]})
-            return render(request, "studio/job_new.html", {"form": form}, status=413)
         form = NewJobForm(request.POST, request.FILES)
         try:
             job = submit_job(

@@ -1,0 +1,6 @@
+def partial_or_page(request, template: str, partial: str) -> str:
+    """The named partial for an htmx swap; the whole page otherwise, including when htmx restores
+    history after Back (it then needs a full page, not a fragment)."""
+    if request.htmx and not request.htmx.history_restore_request:
+        return f"{template}#{partial}"
+    return template
