@@ -188,6 +188,12 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Which plan the platform holds with providers whose price depends on it (ModelsLab ultra).
+MODELSLAB_PLAN = env_str("MODELSLAB_PLAN", "basic")
+if MODELSLAB_PLAN not in ("basic", "standard"):
+    raise ImproperlyConfigured(f"MODELSLAB_PLAN must be basic or standard, got {MODELSLAB_PLAN!r}")
+PROVIDER_PLANS = {"modelslab": MODELSLAB_PLAN}
+
 # A job that has not finished by its provider's deadline expires and its credits return.
 LOCAL_ENGINE_DEADLINE_SECONDS = env_int("LOCAL_ENGINE_DEADLINE_SECONDS", 900, minimum=60)
 
@@ -213,3 +219,5 @@ LOGGING = {
 }
 
 INVITE_TTL_DAYS = env_int("INVITE_TTL_DAYS", 7, minimum=1)
+# Credits a new user's personal team starts with, so a newcomer can make a first video (0: none).
+WELCOME_CREDITS = env_int("WELCOME_CREDITS", 100, minimum=0)

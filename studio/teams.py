@@ -10,7 +10,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from studio.models import Invite, Membership, Role, Team, User
+from studio.billing import ledger
+from studio.models import CreditAccount, Invite, Membership, Role, Team, User
 
 
 class TeamError(Exception):
@@ -23,12 +24,18 @@ def create_team(user: User, name: str, *, personal: bool = False) -> Team:
             name=name.strip(), slug=Team.unique_slug(name), is_personal=personal
         )
         Membership.objects.create(team=team, user=user, role=Role.OWNER)
+        CreditAccount.objects.create(team=team)
     return team
 
 
 def ensure_personal_team(user: User) -> Team:
+    """Every user has a personal team, started with the welcome credits so they can try it."""
     team = Team.objects.filter(memberships__user=user, is_personal=True).first()
-    return team or create_team(user, f"{user.display_name}'s team", personal=True)
+    if team is None:
+        team = create_team(user, f"{user.display_name}'s team", personal=True)
+        if settings.WELCOME_CREDITS:
+            ledger.grant(team, settings.WELCOME_CREDITS, actor=None, reason="Welcome credits")
+    return team
 
 
 def _lock(team: Team) -> None:

@@ -71,6 +71,9 @@ class Personas:
         Membership.objects.create(team=self.team, user=self.member, role=Role.MEMBER)
         Membership.objects.create(team=self.team, user=self.viewer, role=Role.VIEWER)
         self.outsider_team = create_team(self.outsider, "Team B")
+        from studio.billing import ledger
+
+        ledger.grant(self.team, 1000, actor=None, reason="Test budget")
 
     def membership(self, user):
         return self.team.memberships.get(user=user)

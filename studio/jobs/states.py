@@ -7,8 +7,10 @@ whether this caller won. A duplicated or late report (a webhook and a poll at on
 cannot settle a job twice or move it backwards, and a terminal state never changes again.
 """
 
+from django.db import transaction
 from django.utils import timezone
 
+from studio.billing import ledger
 from studio.models import Job, JobState
 from studio.models.jobs import TERMINAL_STATES
 
@@ -46,12 +48,23 @@ def transition(job: Job | str, source: str, target: str, **fields) -> bool:
     if target == S.SUCCEEDED:
         fields.setdefault("progress", 100)
     job_id = job.pk if isinstance(job, Job) else job
-    won = Job.objects.filter(pk=job_id, state=source).update(state=target, **fields) == 1
+    with transaction.atomic():  # the state change and its settlement commit together or not at all
+        won = Job.objects.filter(pk=job_id, state=source).update(state=target, **fields) == 1
+        if won and target in TERMINAL_STATES:
+            _settle(job_id, target, fields.get("error", ""))
     if won and isinstance(job, Job):
         job.state = target
         for name, value in fields.items():
             setattr(job, name, value)
     return won
+
+
+def _settle(job_id, target: str, error: str) -> None:
+    """A terminal state settles the job's reservation: captured on success, released otherwise."""
+    if target == S.SUCCEEDED:
+        ledger.capture(job_id)
+    else:
+        ledger.release(job_id, f"{S(target).label}: {error}" if error else S(target).label)
 
 
 def cancel(job: Job) -> bool:

@@ -5,6 +5,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from studio.billing import ledger
+from studio.billing.errors import CreditError
+from studio.billing.prices import PriceUnavailable, quote
 from studio.models import Job, Membership
 from studio.providers import PROVIDERS
 from studio.tasks import enqueue_job
@@ -42,6 +45,12 @@ def submit_job(
     if provider is not None:
         clean, param_errors = provider.clean_params(params)
         errors |= param_errors
+    model = provider.models[0][0] if provider else ""
+    if not errors:
+        try:
+            price = quote(provider.key, model, clean)
+        except PriceUnavailable as missing:
+            errors["provider"] = [str(missing)]
     if errors:
         raise JobRefused(errors)
 
@@ -49,17 +58,23 @@ def submit_job(
         team=membership.team,
         creator=membership.user,
         provider=provider.key,
-        model=provider.models[0][0],
+        model=model,
         params=clean,
+        price_version=price.version,
+        price_quoted=price.amount,
         deadline_at=timezone.now() + provider.deadline,
         input_width=checked.width,
         input_height=checked.height,
     )
     job.input_image.save(checked.storage_name(), image, save=False)
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # reserve, create and enqueue: all of it or none of it
             job.save()
+            ledger.reserve(job)
             enqueue_job(job)
+    except CreditError as refusal:
+        job.input_image.delete(save=False)
+        raise JobRefused({"credits": [str(refusal)]}) from None
     except BaseException:
         job.input_image.delete(save=False)  # the row never existed: neither may its file
         raise

@@ -47,6 +47,13 @@ class Job(models.Model):
     input_width = models.PositiveIntegerField(default=0)
     input_height = models.PositiveIntegerField(default=0)
 
+    price_version = models.ForeignKey(
+        "studio.PriceBookVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    price_quoted = models.PositiveIntegerField(default=0, help_text="Credits reserved for the job.")
+    provider_credits_used = models.FloatField(
+        null=True, blank=True, help_text="What the provider reports it took, beside our price."
+    )
     state = models.CharField(max_length=12, choices=JobState.choices, default=JobState.QUEUED)
     error = models.TextField(blank=True, help_text="What went wrong, in words a member can act on.")
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done, 0–100.")
