@@ -43,10 +43,27 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+DB_FIXTURES = {"db", "transactional_db", "django_db_blocker"}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("postgres"):
             item.fixturenames.append("_needs_postgres")
+        if item.get_closest_marker("django_db") or DB_FIXTURES & set(item.fixturenames):
+            item.fixturenames.append("_ledger_stays_consistent")  # last in: torn down first
+
+
+@pytest.fixture
+def _ledger_stays_consistent(request):
+    """After every test that reaches the database: the check_ledger checks must pass."""
+    yield
+    if "db" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        return
+    from studio.billing.checks import ledger_problems
+
+    problems = ledger_problems()
+    assert not problems, "ledger problems after the test:\n" + "\n".join(problems)
 
 
 @pytest.fixture

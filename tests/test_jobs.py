@@ -3,6 +3,7 @@
 import av
 import pytest
 
+from studio.jobs.states import transition
 from studio.models import Job, JobState
 from tests.conftest import FAST_PARAMS
 from tests.factories import make_job
@@ -71,7 +72,7 @@ def test_the_status_partial_polls_while_active_and_stops_when_done(personas, cli
     body = active.content.decode()
     assert active.status_code == 200 and 'hx-trigger="every 2s"' in body
     assert 'value="40"' in body and "48 / 120 frames" in body
-    Job.objects.filter(pk=job.pk).update(state=JobState.FAILED, error="The image was refused.")
+    transition(job, JobState.RUNNING, JobState.FAILED, error="The image was refused.")
     done = client.get(url, headers={"HX-Request": "true"})
     assert done.status_code == 286
     assert (

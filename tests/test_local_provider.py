@@ -5,7 +5,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from studio import tasks
-from studio.models import Job, JobState
+from studio.jobs.states import transition
+from studio.models import JobState
 from studio.providers.local import LocalEngine
 from tests.factories import make_job
 
@@ -46,7 +47,7 @@ def test_a_job_canceled_mid_render_stops_and_leaves_no_files(personas, media_roo
     def cancel_halfway(job_, done, total):
         real_report(job_, done, total)
         if done >= total // 2:  # someone cancels (or the deadline passes) while it renders
-            Job.objects.filter(pk=job_.pk).update(state=S.CANCELED)
+            transition(job_.pk, S.RUNNING, S.CANCELED)
 
     monkeypatch.setattr(local, "_report_progress", cancel_halfway)
     tasks.run_job(str(job.pk))
