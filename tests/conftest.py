@@ -29,6 +29,11 @@ def _local_only_connect(sock, address):
 
 def pytest_configure(config):
     socket.socket.connect = _local_only_connect
+    # Threads (the live server's, the race tests') must not keep connections past a request, or
+    # the test database cannot be dropped at the end.
+    from django.db import connections
+
+    connections.settings["default"]["CONN_MAX_AGE"] = 0
     # Tasks run inline unless a test starts a real worker (see tests/worker.py).
     from django_q.conf import Conf
 

@@ -1,6 +1,8 @@
 """A real django-q2 worker (`manage.py qcluster`) running against the test database."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,14 +36,18 @@ def start_worker() -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: stopping it stops its workers too
     )
 
 
 def stop_worker(process: subprocess.Popen) -> str:
-    process.terminate()
+    """Stop the cluster and wait until every process of it is gone (they hold DB connections)."""
+    process.terminate()  # the cluster stops its own workers
     try:
         output, _ = process.communicate(timeout=20)
     except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
+        output = ""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left
+    process.wait()
     return output
