@@ -219,5 +219,8 @@ LOGGING = {
 }
 
 INVITE_TTL_DAYS = env_int("INVITE_TTL_DAYS", 7, minimum=1)
+# Percentages of a monthly cap or member limit at which owners are warned (once per month each).
+BUDGET_WARNING_PERCENTS = (80, 100)
+
 # Credits a new user's personal team starts with, so a newcomer can make a first video (0: none).
 WELCOME_CREDITS = env_int("WELCOME_CREDITS", 100, minimum=0)

@@ -1,4 +1,6 @@
 from studio.access import CURRENT_TEAM_KEY
+from studio.billing import ledger
+from studio.billing.budgets import warnings_due
 
 
 def workspace(request):
@@ -11,8 +13,18 @@ def workspace(request):
     if current is None:
         slug = request.session.get(CURRENT_TEAM_KEY)
         current = next((m.team for m in memberships if m.team.slug == slug), None)
+    membership = getattr(request, "membership", None)
     return {
         "my_memberships": memberships,
         "current_team": current,
-        "membership": getattr(request, "membership", None),
+        "membership": membership,
+        "credit_warnings": _warnings(membership),
     }
+
+
+def _warnings(membership) -> list[str]:
+    """The banner: thresholds reached now, for the team in use (e-mails go out once a month)."""
+    if membership is None:
+        return []
+    account = ledger.account(membership.team)
+    return [message for _, message in warnings_due(membership.team, membership.user, account)]

@@ -30,6 +30,12 @@ class NewJobForm(forms.Form):
             return cls(initial={"provider": job.provider}, params_initial=job.params)
         return cls(initial={"provider": provider_key or DEFAULT_PROVIDER})
 
+    def params_values(self) -> dict:
+        """The parameters as the form shows them: submitted data, else initial values."""
+        if self.params.is_bound:
+            return self.params.data
+        return {name: self.params[name].value() for name in self.params.fields}
+
     def add_refusal(self, errors: dict[str, list[str]]) -> None:
         self.params.is_valid()  # bound to the same data: its errors show beside its own fields
         self.is_valid()

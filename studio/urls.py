@@ -1,17 +1,21 @@
 from django.urls import include, path
 
-from studio.views import files, gallery, home, jobs, teams
+from studio.views import budgets, credits, files, gallery, home, jobs, staff, teams
 
 # Everything of a team lives under /t/<team_slug>/ and goes through studio.access.team_view.
 team_patterns = [
     path("", home.dashboard, name="dashboard"),
     path("jobs/new/", jobs.new_job, name="job_new"),
     path("jobs/new/params/", jobs.params_fields, name="job_params"),
+    path("jobs/new/price/", jobs.price_estimate, name="job_price"),
     path("jobs/<uuid:job_id>/", jobs.job_detail, name="job_detail"),
     path("jobs/<uuid:job_id>/status/", jobs.job_status, name="job_status"),
     path("jobs/<uuid:job_id>/cancel/", jobs.job_cancel, name="job_cancel"),
     path("jobs/<uuid:job_id>/files/<str:kind>/", files.job_file, name="job_file"),
     path("gallery/", gallery.gallery, name="gallery"),
+    path("credits/", credits.credits_page, name="credits"),
+    path("credits/ledger.csv", credits.ledger_csv, name="credits_csv"),
+    path("settings/budgets/", budgets.budgets, name="budgets"),
     path("settings/", teams.team_settings, name="team_settings"),
     path("settings/leave/", teams.team_leave, name="team_leave"),
     path("settings/invites/", teams.invite_create, name="invite_create"),
@@ -24,5 +28,10 @@ urlpatterns = [
     path("", home.home, name="home"),
     path("teams/new/", teams.team_create, name="team_create"),
     path("invites/<str:token>/", teams.invite_accept, name="invite_accept"),
+    # Staff only; everyone else gets 404.
+    path("staff/", staff.staff_overview, name="staff_overview"),
+    path("staff/teams/<int:team_id>/credits/", staff.staff_grant, name="staff_grant"),
+    path("staff/prices/", staff.staff_prices, name="staff_prices"),
+    path("staff/audit/", staff.staff_audit, name="staff_audit"),
     path("t/<slug:team_slug>/", include(team_patterns)),
 ]

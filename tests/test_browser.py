@@ -56,7 +56,7 @@ def browser(chromium_path):
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_newcomer_signs_up_uploads_and_plays_the_video(live_server, worker, browser, tmp_path):
     photo = tmp_path / "holiday.jpg"
     photo.write_bytes(make_image_bytes("JPEG", (1600, 1000)))

@@ -75,7 +75,7 @@ def test_overdue_jobs_expire_with_a_reason(personas):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_settlements_settle_exactly_once(personas):
     """A poll, a webhook and a cancel racing on one running job: exactly one of them wins."""
     jobs = [make_job(personas.team, personas.member, state=S.RUNNING) for _ in range(10)]

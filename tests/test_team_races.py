@@ -32,7 +32,7 @@ def race(actions):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_link_invite_used_by_many_at_once_admits_exactly_one(personas):
     invite = teams.invite(personas.membership(personas.owner))
     people = [User.objects.create_user(f"rush{i}@x.test", "pw") for i in range(8)]
@@ -44,7 +44,7 @@ def test_a_link_invite_used_by_many_at_once_admits_exactly_one(personas):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_owners_demoting_each_other_at_once_leave_one_owner(personas):
     first = personas.membership(personas.owner)
     second = personas.membership(personas.member)

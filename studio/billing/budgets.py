@@ -2,11 +2,14 @@
 
 from datetime import datetime
 
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
 from studio.billing.errors import BudgetExceeded
-from studio.models import CreditAccount, EntryKind, LedgerEntry, Membership, Team
+from studio.models import BudgetWarning, CreditAccount, EntryKind, LedgerEntry, Membership, Team
 
 
 def period_start(now: datetime | None = None) -> datetime:
@@ -50,3 +53,103 @@ def check_limits(team: Team, member, amount: int, *, account: CreditAccount) -> 
                 f"This job would take your monthly spending to {after} credits, over your limit of "
                 f"{limit} by {after - limit}."
             )
+
+
+def parse_member_limits(memberships, data) -> tuple[dict[int, int | None], list[str]]:
+    """Read `limit-<membership id>` fields: a whole number of credits, or empty for no limit."""
+    limits, errors = {}, []
+    for membership in memberships:
+        raw = (data.get(f"limit-{membership.pk}") or "").strip()
+        if not raw:
+            limits[membership.pk] = None
+        elif raw.isdigit():
+            limits[membership.pk] = int(raw)
+        else:
+            errors.append(
+                f"The limit for {membership.user} must be a whole number of credits, "
+                f"0 or more, or empty for none; got {raw!r}."
+            )
+    return limits, errors
+
+
+def set_limits(account: CreditAccount, team_fields: dict, member_limits: dict[int, int | None]):
+    account.monthly_cap = team_fields["monthly_cap"]
+    account.low_balance_level = team_fields["low_balance_level"]
+    account.save(update_fields=["monthly_cap", "low_balance_level"])
+    for membership_id, limit in member_limits.items():
+        Membership.objects.filter(pk=membership_id, team=account.team).update(monthly_limit=limit)
+
+
+def warnings_due(team: Team, member, account: CreditAccount) -> list[tuple[str, str]]:
+    """(key, message) for each threshold the team or member has reached this month."""
+    due = []
+    cap = account.monthly_cap
+    if cap:
+        used = committed(team)
+        due += [
+            (
+                f"team-cap-{percent}",
+                f"The team has committed {used} of its {cap}-credit monthly "
+                f"cap: {percent}% reached.",
+            )
+            for percent in settings.BUDGET_WARNING_PERCENTS
+            if used * 100 >= percent * cap
+        ]
+    limit = (
+        Membership.objects.filter(team=team, user=member)
+        .values_list("monthly_limit", flat=True)
+        .first()
+        if member
+        else None
+    )
+    if limit:
+        used = committed(team, member)
+        due += [
+            (
+                f"member-{member.pk}-{percent}",
+                f"{member} has committed {used} of a {limit}-credit "
+                f"monthly limit: {percent}% reached.",
+            )
+            for percent in settings.BUDGET_WARNING_PERCENTS
+            if used * 100 >= percent * limit
+        ]
+    if account.available <= account.low_balance_level:
+        due.append(
+            (
+                "low-balance",
+                f"Only {account.available} credits are available "
+                f"(the warning level is {account.low_balance_level}).",
+            )
+        )
+    return due
+
+
+def send_warnings(team: Team, member) -> list[BudgetWarning]:
+    """Record and mail each warning due, once per team, threshold and calendar month.
+
+    The unique constraint, not this code, makes "once" hold when submissions race.
+    """
+    account = CreditAccount.objects.get(team=team)
+    sent = []
+    for key, message in warnings_due(team, member, account):
+        try:
+            with transaction.atomic():
+                sent.append(
+                    BudgetWarning.objects.create(
+                        team=team, key=key, period=period_key(), message=message
+                    )
+                )
+        except IntegrityError:
+            continue
+    if sent:
+        owners = list(team.memberships.owners().values_list("user__email", flat=True))
+        body = "\n".join(w.message for w in sent)
+        transaction.on_commit(
+            lambda: send_mail(
+                f"Credits warning for {team}",
+                f"{body}\n\n{settings.PUBLIC_BASE_URL}/t/{team.slug}/credits/",
+                None,
+                owners,
+            )
+        )
+    return sent

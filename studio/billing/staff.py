@@ -1,9 +1,31 @@
 """Staff actions on credits and prices, each recorded in the audit log with before and after."""
 
 from django.db import transaction
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
 
-from studio.billing import ledger
-from studio.models import AuditEntry, PriceBookVersion, PriceRule, Team
+from studio.billing import budgets, ledger
+from studio.models import (
+    AuditEntry,
+    CreditAccount,
+    EntryKind,
+    LedgerEntry,
+    Membership,
+    PriceBookVersion,
+    PriceRule,
+    Team,
+)
 
 
 def record(actor, action: str, target, *, reason: str = "", before=None, after=None) -> AuditEntry:
@@ -54,13 +76,28 @@ def rule_dict(rule: PriceRule) -> dict:
     return {field: getattr(rule, field) for field in RULE_FIELDS}
 
 
-def new_price_version(actor, changes: dict[int, dict], *, note: str) -> PriceBookVersion:
-    """Copy the current price book with `changes` ({rule id: {field: value}}) as a new version.
+class PriceBookChanged(Exception):
+    """Someone made a new price book version while the editor was looking at an older one."""
 
-    Jobs keep the version they were quoted from, so old quotes never change.
+
+def edit_prices(actor, version_id: int, changes: dict[int, dict], *, note: str) -> PriceBookVersion:
+    """Copy the price book the editor saw (`version_id`) with `changes` ({rule id: {field: value}})
+    as a new version, refused unless that version is still the current one.
+
+    Jobs keep the version they were quoted from, so old quotes never change. The changes name rules
+    of the version the editor saw: applied to a newer one they would silently miss, or copy the old
+    book over someone else's edit.
     """
     with transaction.atomic():
-        current = PriceBookVersion.objects.select_for_update().latest()
+        # Wait for an edit in progress. The locked read returns the version it waited on even when
+        # that edit has made a newer one, so read again: a new statement sees the new version.
+        PriceBookVersion.objects.select_for_update().latest()
+        current = PriceBookVersion.objects.latest()
+        if current.pk != version_id:
+            raise PriceBookChanged(
+                f"The price book changed while you were editing: it is now v{current.pk}. "
+                "Check the prices and make your change again."
+            )
         version = PriceBookVersion.objects.create(created_by=actor, note=note)
         before, after = {}, {}
         for rule in current.rules.all():
@@ -72,3 +109,38 @@ def new_price_version(actor, changes: dict[int, dict], *, note: str) -> PriceBoo
             PriceRule.objects.create(version=version, **values)
         record(actor, "prices.new_version", version, reason=note, before=before, after=after)
     return version
+
+
+def teams_with_figures():
+    """Teams with their credit figures, this month's committed credits (as `budgets.committed`
+    counts them), a low-balance flag and a member count, all in one query."""
+    released = LedgerEntry.objects.filter(job=OuterRef("job"), kind=EntryKind.RELEASE)
+    committed = (
+        LedgerEntry.objects.filter(
+            team=OuterRef("pk"), kind=EntryKind.RESERVE, created_at__gte=budgets.period_start()
+        )
+        .exclude(Exists(released))
+        .order_by()
+        .values("team")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    members = (
+        Membership.objects.filter(team=OuterRef("pk"))
+        .order_by()
+        .values("team")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    # A team whose account was never made reads as an empty one (ledger.account makes it).
+    default_level = CreditAccount._meta.get_field("low_balance_level").default
+    return Team.objects.annotate(
+        balance=Coalesce(F("credits__balance"), 0),
+        held=Coalesce(F("credits__held"), 0),
+        available=F("balance") - F("held"),
+        low_level=Coalesce(F("credits__low_balance_level"), Value(default_level)),
+        monthly_cap=F("credits__monthly_cap"),
+        committed=Coalesce(Subquery(committed), 0),
+        member_count=Coalesce(Subquery(members), 0),
+        is_low=ExpressionWrapper(Q(available__lte=F("low_level")), output_field=BooleanField()),
+    )

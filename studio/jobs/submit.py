@@ -5,7 +5,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from studio.billing import ledger
+from studio.billing import budgets, ledger
 from studio.billing.errors import CreditError
 from studio.billing.prices import PriceUnavailable, quote
 from studio.models import Job, Membership
@@ -71,6 +71,7 @@ def submit_job(
         with transaction.atomic():  # reserve, create and enqueue: all of it or none of it
             job.save()
             ledger.reserve(job)
+            budgets.send_warnings(job.team, job.creator)
             enqueue_job(job)
     except CreditError as refusal:
         job.input_image.delete(save=False)

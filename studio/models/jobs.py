@@ -99,6 +99,11 @@ class Job(models.Model):
         return " · ".join(parts)
 
     @property
+    def settlement(self):
+        """The capture or release of this job's credits, once it has one."""
+        return self.ledger.filter(kind__in=["capture", "release"]).first()
+
+    @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
 

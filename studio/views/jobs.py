@@ -4,6 +4,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from studio.access import find_team_job, team_job_or_404, team_view
+from studio.billing.estimate import estimate
 from studio.forms import NewJobForm
 from studio.jobs.states import cancel
 from studio.jobs.submit import JobRefused, submit_job
@@ -28,7 +29,8 @@ def new_job(request):
             return redirect("job_detail", team_slug=request.team.slug, job_id=job.pk)
     else:
         form = NewJobForm.like(find_team_job(request.team, request.GET.get("from")))
-    return render(request, "studio/job_new.html", {"form": form})
+    figures = estimate(request.membership, form.provider_key, form.params_values())
+    return render(request, "studio/job_new.html", {"form": form, "estimate": figures})
 
 
 @team_view(Role.MEMBER)
@@ -64,3 +66,10 @@ def job_cancel(request, job_id):
     elif not cancel(job):
         messages.error(request, "This job has already started, so it can no longer be canceled.")
     return redirect("job_detail", team_slug=request.team.slug, job_id=job.pk)
+
+
+@team_view(Role.MEMBER)
+def price_estimate(request):
+    """The price and what would remain, refreshed as the form changes."""
+    figures = estimate(request.membership, request.GET.get("provider", ""), request.GET)
+    return render(request, "studio/job_new.html#price", {"estimate": figures})
