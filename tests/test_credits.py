@@ -305,3 +305,34 @@ def test_200_submissions_at_once_against_credits_for_50_accept_exactly_50(
     assert (account.balance, account.held, account.available) == (50, 50, 0)
     assert LedgerEntry.objects.filter(kind=EntryKind.RESERVE).count() == 50
     assert not ledger_problems()
+
+
+def test_a_low_balance_warns_the_owners_once_and_shows_a_banner(
+    personas, client_for, image_upload, django_capture_on_commit_callbacks
+):
+    set_available(personas.team, 60)  # the default warning level is 50
+    client = client_for(personas.member)
+    with django_capture_on_commit_callbacks(execute=True):
+        submit(client, personas.team, image_upload, duration=9)  # 51 left: no warning yet
+        submit(client, personas.team, image_upload, duration=2)  # 49 left: warn
+        submit(client, personas.team, image_upload, duration=1)  # still low: already warned
+    assert list(BudgetWarning.objects.values_list("key", flat=True)) == ["low-balance"]
+    assert len(mail.outbox) == 1 and "Only 49 credits are available" in mail.outbox[0].body
+    assert "(the warning level is 50)" in client.get(f"/t/{personas.team.slug}/").content.decode()
+
+
+def test_grant_credits_from_the_command_line_is_audited(personas, capsys):
+    from studio.models import AuditEntry
+
+    call_command("grant_credits", personas.team.slug, "250", "--reason", "Pilot budget")
+    assert "balance 1250" in capsys.readouterr().out
+    audit = AuditEntry.objects.get()
+    assert (audit.action, audit.reason, audit.after["balance"]) == (
+        "credits.grant",
+        "Pilot budget",
+        1250,
+    )
+    with pytest.raises(CommandError, match="only 1250 are available"):
+        call_command("grant_credits", personas.team.slug, "-5000", "--reason", "oops")
+    with pytest.raises(CommandError, match="matches no teams"):
+        call_command("grant_credits", "nope", "5", "--reason", "x")

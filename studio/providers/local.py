@@ -47,7 +47,7 @@ class LocalParams(forms.Form):
 
 class LocalEngine(Provider):
     key = "local"
-    label = "Local engine (free, on this server)"
+    label = "Local engine (on this server)"
     models = (("camera-motion-v1", "Camera motion"),)
     params_form = LocalParams
     deadline = timedelta(seconds=settings.LOCAL_ENGINE_DEADLINE_SECONDS)
