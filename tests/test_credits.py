@@ -1,12 +1,10 @@
 """The credit flow: quotes, reservations, settlement exactly once, budgets and warnings."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.utils import timezone
 
 from studio.billing import budgets, ledger
@@ -17,6 +15,7 @@ from studio.jobs.states import cancel, transition
 from studio.models import BudgetWarning, CreditAccount, EntryKind, Job, JobState, LedgerEntry
 from tests.conftest import FAST_PARAMS
 from tests.factories import make_job
+from tests.racing import race
 
 S = JobState
 
@@ -201,35 +200,6 @@ def test_only_owners_and_admins_set_limits(personas, client_for):
 
 
 # --- Concurrency (PostgreSQL) ---------------------------------------------------------------
-# PostgreSQL here allows 100 connections, so at most this many racers hold one at a time; the rest
-# wait at the gate, already started, and go in as soon as a connection is free.
-MAX_CONNECTIONS_IN_FLIGHT = 60
-
-
-def race(actions):
-    """Start every action at the same instant on its own thread and database connection."""
-    barrier = threading.Barrier(len(actions))
-    gate = threading.BoundedSemaphore(MAX_CONNECTIONS_IN_FLIGHT)
-    results = [None] * len(actions)
-
-    def run(index, action):
-        barrier.wait()
-        with gate:
-            try:
-                results[index] = action()
-            except Exception as error:  # noqa: BLE001 - the test inspects what each racer got
-                results[index] = error
-            finally:
-                connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_same_success_reported_twice_at_once_captures_once(personas):

@@ -1,34 +1,10 @@
 """Team rules that must hold when two requests arrive at once (PostgreSQL, real connections)."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from studio import teams
 from studio.models import Membership, Role, User
-
-
-def race(actions):
-    """Run the callables at the same instant on separate connections; return what each did."""
-    barrier = threading.Barrier(len(actions))
-    results = [None] * len(actions)
-
-    def run(index, action):
-        barrier.wait()
-        try:
-            results[index] = action()
-        except teams.TeamError as error:
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+from tests.racing import race
 
 
 @pytest.mark.postgres
@@ -36,7 +12,9 @@ def race(actions):
 def test_a_link_invite_used_by_many_at_once_admits_exactly_one(personas):
     invite = teams.invite(personas.membership(personas.owner))
     people = [User.objects.create_user(f"rush{i}@x.test", "pw") for i in range(8)]
-    results = race([lambda u=u: teams.accept_invite(invite.token, u) for u in people])
+    results = race(
+        [lambda u=u: teams.accept_invite(invite.token, u) for u in people], expected=teams.TeamError
+    )
     joined = [r for r in results if isinstance(r, Membership)]
     assert len(joined) == 1
     assert all(isinstance(r, teams.TeamError) for r in results if r not in joined)

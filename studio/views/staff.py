@@ -89,7 +89,8 @@ def staff_overview(request):
     if q:
         teams = teams.filter(Q(name__icontains=q) | Q(slug__icontains=q))
     page = Paginator(teams, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "q": q, "sort": sort, "sorts": SORTS}
+    query = urlencode({"q": q, "sort": sort} if q else {"sort": sort})
+    context = {"page": page, "q": q, "sort": sort, "sorts": SORTS, "query": query}
     return render(request, partial_or_page(request, "studio/staff_overview.html", "teams"), context)
 
 
