@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import Count
 
-from studio.billing.staff import record
+from studio.billing.staff import RULE_FIELDS, record
 from studio.models import (
     AuditEntry,
     BudgetWarning,
@@ -137,18 +137,7 @@ class PriceRuleInline(admin.TabularInline):
     model = PriceRule
     extra = 0
     can_delete = False
-    fields = [
-        "provider",
-        "model",
-        "resolution",
-        "duration",
-        "plan",
-        "audio",
-        "per_video",
-        "per_second",
-        "published",
-        "source",
-    ]
+    fields = list(RULE_FIELDS)
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):

@@ -41,11 +41,7 @@ def check_limits(team: Team, member, amount: int, *, account: CreditAccount) -> 
                 f"This job would take the team's monthly spending to {after} credits, "
                 f"over its cap of {account.monthly_cap} by {after - account.monthly_cap}."
             )
-    limit = (
-        Membership.objects.filter(team=team, user=member)
-        .values_list("monthly_limit", flat=True)
-        .first()
-    )
+    limit = _member_limit(team, member)
     if limit is not None:
         after = committed(team, member) + amount
         if after > limit:
@@ -80,39 +76,32 @@ def set_limits(account: CreditAccount, team_fields: dict, member_limits: dict[in
         Membership.objects.filter(pk=membership_id, team=account.team).update(monthly_limit=limit)
 
 
+def _thresholds(key: str, who: str, used: int, limit: int) -> list[tuple[str, str]]:
+    return [
+        (
+            f"{key}-{percent}",
+            f"{who} committed {used} of {limit} credits this month: {percent}% reached.",
+        )
+        for percent in settings.BUDGET_WARNING_PERCENTS
+        if used * 100 >= percent * limit
+    ]
+
+
+def _member_limit(team: Team, member) -> int | None:
+    found = Membership.objects.filter(team=team, user=member).values_list(
+        "monthly_limit", flat=True
+    )
+    return found.first() if member else None
+
+
 def warnings_due(team: Team, member, account: CreditAccount) -> list[tuple[str, str]]:
     """(key, message) for each threshold the team or member has reached this month."""
     due = []
-    cap = account.monthly_cap
-    if cap:
-        used = committed(team)
-        due += [
-            (
-                f"team-cap-{percent}",
-                f"The team has committed {used} of its {cap}-credit monthly "
-                f"cap: {percent}% reached.",
-            )
-            for percent in settings.BUDGET_WARNING_PERCENTS
-            if used * 100 >= percent * cap
-        ]
-    limit = (
-        Membership.objects.filter(team=team, user=member)
-        .values_list("monthly_limit", flat=True)
-        .first()
-        if member
-        else None
-    )
+    if account.monthly_cap:
+        due += _thresholds("team-cap", "The team has", committed(team), account.monthly_cap)
+    limit = _member_limit(team, member)
     if limit:
-        used = committed(team, member)
-        due += [
-            (
-                f"member-{member.pk}-{percent}",
-                f"{member} has committed {used} of a {limit}-credit "
-                f"monthly limit: {percent}% reached.",
-            )
-            for percent in settings.BUDGET_WARNING_PERCENTS
-            if used * 100 >= percent * limit
-        ]
+        due += _thresholds(f"member-{member.pk}", f"{member} has", committed(team, member), limit)
     if account.available <= account.low_balance_level:
         due.append(
             (
