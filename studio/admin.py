@@ -55,6 +55,13 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["id", "provider_job_id", "team__name"]
     raw_id_fields = ["team", "creator"]
 
+    # State and price change only through the state machine, which settles credits with them.
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
 
 @admin.register(Invite)
 class InviteAdmin(admin.ModelAdmin):

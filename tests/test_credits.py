@@ -5,7 +5,6 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from studio.billing import budgets, ledger
 from studio.billing.checks import ledger_problems
@@ -156,12 +155,13 @@ def test_check_ledger_reports_a_tampered_balance_and_exits_non_zero(personas, ca
 
 # --- Budgets and warnings -------------------------------------------------------------------
 def test_budget_periods_roll_over_at_the_calendar_month(personas):
-    job = make_job(personas.team, personas.member, price=30)
-    assert budgets.committed(personas.team) == 30
+    old = make_job(personas.team, personas.member, price=30)
     last_month = budgets.period_start() - timedelta(days=3)
-    LedgerEntry.objects.filter(job=job).update(created_at=last_month)
-    assert budgets.committed(personas.team) == 0
+    LedgerEntry.objects.filter(job=old).update(created_at=last_month)
+    make_job(personas.team, personas.member, price=7)  # this month
+    assert budgets.committed(personas.team) == 7
     assert budgets.committed(personas.team, now=last_month) == 30
+    assert budgets.period_key(last_month) != budgets.period_key()
 
 
 def test_warnings_are_sent_once_per_threshold_per_period(
@@ -178,12 +178,13 @@ def test_warnings_are_sent_once_per_threshold_per_period(
     assert len(mail.outbox) == 2 and mail.outbox[0].to == ["owner@a.test"]
     page = client.get(f"/t/{personas.team.slug}/").content.decode()
     assert "100% reached" in page  # the banner
-    # A new month: the same thresholds warn again.
-    BudgetWarning.objects.update(period="2000-01")
-    LedgerEntry.objects.update(created_at=timezone.now() - timedelta(days=40))
+    # A month later: move what happened into last month; the same threshold warns again, once.
+    last_month = budgets.period_start() - timedelta(days=3)
+    BudgetWarning.objects.update(period=budgets.period_key(last_month))
+    LedgerEntry.objects.update(created_at=last_month)
     with django_capture_on_commit_callbacks(execute=True):
         submit(client, personas.team, image_upload, duration=8)
-    assert BudgetWarning.objects.filter(period=budgets.period_key()).count() == 1
+    assert BudgetWarning.objects.count() == 3 and len(mail.outbox) == 3
 
 
 def test_only_owners_and_admins_set_limits(personas, client_for):
@@ -306,3 +307,49 @@ def test_grant_credits_from_the_command_line_is_audited(personas, capsys):
         call_command("grant_credits", personas.team.slug, "-5000", "--reason", "oops")
     with pytest.raises(CommandError, match="matches no teams"):
         call_command("grant_credits", "nope", "5", "--reason", "x")
+
+
+def test_a_mail_server_that_fails_does_not_break_the_submission(
+    personas, client_for, image_upload, django_capture_on_commit_callbacks, monkeypatch
+):
+    import studio.billing.budgets as budget_module
+
+    def broken_mail(*args, **kwargs):
+        raise ConnectionRefusedError("mail server down")
+
+    monkeypatch.setattr(budget_module, "send_mail", broken_mail)
+    set_available(personas.team, 55)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = submit(client_for(personas.member), personas.team, image_upload, duration=9)
+    job = Job.objects.get()
+    assert response.status_code == 302 and job.state == S.SUCCEEDED and job.input_image
+    assert BudgetWarning.objects.filter(key="low-balance").exists()
+
+
+def test_a_staff_adjustment_below_the_warning_level_warns_the_owners(
+    personas, django_capture_on_commit_callbacks
+):
+    from studio.billing.staff import grant_or_adjust
+
+    with django_capture_on_commit_callbacks(execute=True):
+        grant_or_adjust(None, personas.team, -960, "correction")
+    assert "Only 40 credits are available" in mail.outbox[0].body
+
+
+def test_the_database_refuses_a_settlement_without_its_reservation(personas):
+    from django.db import IntegrityError, transaction
+
+    job = make_job(personas.team, personas.member, state=S.RUNNING, price=3)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LedgerEntry.objects.create(team=personas.team, kind=EntryKind.CAPTURE, amount=3, job=job)
+
+
+@pytest.mark.parametrize("bad", ["²", "9" * 30, "-3", "1.5"])
+def test_a_bad_member_limit_is_a_clear_error_not_a_crash(personas, client_for, bad):
+    member = personas.membership(personas.member)
+    url = f"/t/{personas.team.slug}/settings/budgets/"
+    data = {"monthly_cap": "", "low_balance_level": "20", f"limit-{member.pk}": bad}
+    response = client_for(personas.owner).post(url, data, follow=True)
+    assert response.status_code == 200 and "must be a whole number" in response.content.decode()
+    member.refresh_from_db()
+    assert member.monthly_limit is None

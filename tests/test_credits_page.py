@@ -338,3 +338,12 @@ def test_the_whole_page_shows_both_charts(personas, client_for, two_months):
     html = client_for(personas.viewer).get(credits_url(personas.team)).content.decode()
     assert 'aria-labelledby="usage-member-title usage-member-desc"' in html
     assert 'aria-labelledby="usage-provider-title usage-provider-desc"' in html
+
+
+def test_a_date_beyond_the_calendar_is_a_clear_error_not_a_crash(personas, client_for):
+    url = f"/t/{personas.team.slug}/credits/"
+    response = client_for(personas.owner).get(url, {"date_to": "9999-12-31"})
+    assert (
+        response.status_code == 200
+        and "choose a date before 2999-12-31" in response.content.decode()
+    )

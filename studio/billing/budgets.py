@@ -1,6 +1,6 @@
 """Monthly limits: a team cap and per-member limits, and the warnings as they are approached."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -17,6 +17,11 @@ def period_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def next_period_start(now: datetime | None = None) -> datetime:
+    start = period_start(now)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
 def period_key(now: datetime | None = None) -> str:
     return period_start(now).strftime("%Y-%m")
 
@@ -25,7 +30,10 @@ def committed(team: Team, member=None, now: datetime | None = None) -> int:
     """Credits reserved this month and not given back: held plus captured."""
     released = LedgerEntry.objects.filter(job=OuterRef("job"), kind=EntryKind.RELEASE)
     entries = LedgerEntry.objects.filter(
-        team=team, kind=EntryKind.RESERVE, created_at__gte=period_start(now)
+        team=team,
+        kind=EntryKind.RESERVE,
+        created_at__gte=period_start(now),
+        created_at__lt=next_period_start(now),
     ).exclude(Exists(released))
     if member is not None:
         entries = entries.filter(member=member)
@@ -51,6 +59,9 @@ def check_limits(team: Team, member, amount: int, *, account: CreditAccount) -> 
             )
 
 
+MAX_LIMIT = 10**12  # far beyond any real budget, well inside the column
+
+
 def parse_member_limits(memberships, data) -> tuple[dict[int, int | None], list[str]]:
     """Read `limit-<membership id>` fields: a whole number of credits, or empty for no limit."""
     limits, errors = {}, []
@@ -58,7 +69,7 @@ def parse_member_limits(memberships, data) -> tuple[dict[int, int | None], list[
         raw = (data.get(f"limit-{membership.pk}") or "").strip()
         if not raw:
             limits[membership.pk] = None
-        elif raw.isdigit():
+        elif raw.isascii() and raw.isdecimal() and int(raw) <= MAX_LIMIT:
             limits[membership.pk] = int(raw)
         else:
             errors.append(
@@ -133,12 +144,13 @@ def send_warnings(team: Team, member) -> list[BudgetWarning]:
     if sent:
         owners = list(team.memberships.owners().values_list("user__email", flat=True))
         body = "\n".join(w.message for w in sent)
-        transaction.on_commit(
+        transaction.on_commit(  # robust: a mail server down must not undo or break the job
             lambda: send_mail(
                 f"Credits warning for {team}",
                 f"{body}\n\n{settings.PUBLIC_BASE_URL}/t/{team.slug}/credits/",
                 None,
                 owners,
-            )
+            ),
+            robust=True,
         )
     return sent

@@ -91,6 +91,7 @@ def _settle(job_id, kind: str, reason: str) -> bool:
                 reservation.team,
                 kind,
                 reservation.amount,
+                reservation=reservation,
                 job_id=job_id,
                 member_id=reservation.member_id,
                 provider=reservation.provider,

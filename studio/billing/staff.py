@@ -47,6 +47,7 @@ def _figures(team: Team) -> dict:
 def grant_or_adjust(actor, team: Team, amount: int, reason: str):
     """A positive amount is a grant; a negative one an adjustment down. Both need a reason."""
     with transaction.atomic():
+        ledger.account(team, lock=True)  # "before" must be the figures this change starts from
         before = _figures(team)
         if amount > 0:
             entry = ledger.grant(team, amount, actor=actor, reason=reason)
@@ -55,6 +56,7 @@ def grant_or_adjust(actor, team: Team, amount: int, reason: str):
         record(
             actor, f"credits.{entry.kind}", team, reason=reason, before=before, after=_figures(team)
         )
+        budgets.send_warnings(team, None)  # an adjustment down can cross the low-balance level
     return entry
 
 

@@ -7,6 +7,8 @@ whether this caller won. A duplicated or late report (a webhook and a poll at on
 cannot settle a job twice or move it backwards, and a terminal state never changes again.
 """
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,6 +17,7 @@ from studio.models import Job, JobState
 from studio.models.jobs import TERMINAL_STATES
 
 S = JobState
+log = logging.getLogger(__name__)
 ALLOWED: dict[str, frozenset[str]] = {
     S.QUEUED: frozenset({S.SUBMITTING, S.CANCELED, S.FAILED, S.EXPIRED}),
     # Back to queued: a transient provider error before the provider took the job.
@@ -62,9 +65,13 @@ def transition(job: Job | str, source: str, target: str, **fields) -> bool:
 def _settle(job_id, target: str, error: str) -> None:
     """A terminal state settles the job's reservation: captured on success, released otherwise."""
     if target == S.SUCCEEDED:
-        ledger.capture(job_id)
+        settled = ledger.capture(job_id)
     else:
-        ledger.release(job_id, f"{S(target).label}: {error}" if error else S(target).label)
+        settled = ledger.release(
+            job_id, f"{S(target).label}: {error}" if error else S(target).label
+        )
+    if not settled:  # this call won the state change, so nobody else should have settled it
+        log.error("job %s became %s but had no open reservation to settle", job_id, target)
 
 
 def cancel(job: Job) -> bool:

@@ -77,6 +77,8 @@ def submit_job(
         job.input_image.delete(save=False)
         raise JobRefused({"credits": [str(refusal)]}) from None
     except BaseException:
-        job.input_image.delete(save=False)  # the row never existed: neither may its file
+        # An error after the commit (an on_commit step) leaves a real job that needs its file.
+        if not Job.objects.filter(pk=job.pk).exists():
+            job.input_image.delete(save=False)  # the row never existed: neither may its file
         raise
     return job

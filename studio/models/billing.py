@@ -79,6 +79,14 @@ class LedgerEntry(models.Model):
         help_text="Who did it; empty for the system (a worker).",
     )
     reason = models.CharField(max_length=300, blank=True)
+    reservation = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="settlement",
+        help_text="For a capture or release: the reservation it settles.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -93,6 +101,11 @@ class LedgerEntry(models.Model):
                 fields=["job"],
                 condition=Q(kind__in=["capture", "release"]),
                 name="one_settlement_per_job",
+            ),
+            # No settlement without the reservation it settles ("never without a reservation").
+            models.CheckConstraint(
+                condition=~Q(kind__in=["capture", "release"]) | Q(reservation__isnull=False),
+                name="settlement_names_its_reservation",
             ),
             models.CheckConstraint(
                 condition=Q(kind="adjustment") | Q(amount__gte=0), name="amount_not_negative"

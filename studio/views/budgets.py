@@ -12,9 +12,14 @@ from studio.models import Role
 
 class TeamBudgetForm(forms.Form):
     monthly_cap = forms.IntegerField(
-        required=False, min_value=0, label="Team monthly cap (credits; empty for none)"
+        required=False,
+        min_value=0,
+        max_value=budget_rules.MAX_LIMIT,
+        label="Team monthly cap (credits; empty for none)",
     )
-    low_balance_level = forms.IntegerField(min_value=0, label="Warn when available falls to")
+    low_balance_level = forms.IntegerField(
+        min_value=0, max_value=budget_rules.MAX_LIMIT, label="Warn when available falls to"
+    )
 
 
 @team_view(Role.ADMIN)

@@ -1,9 +1,11 @@
 """The team's credits page: figures, the ledger with filters and a CSV export, monthly usage."""
 
 import csv
+from datetime import date
 
 from django import forms
 from django.core.paginator import Paginator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
@@ -18,12 +20,21 @@ PAGE_SIZE = 25
 BAD_DATE = "Enter a date as YYYY-MM-DD, for example 2025-03-31."
 
 
+# The ledger starts long after the first and ends long before the last date Python can hold.
+EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
+
+
 def _date_field(label: str) -> forms.DateField:
     return forms.DateField(
         label=label,
         required=False,
         input_formats=["%Y-%m-%d"],
-        error_messages={"invalid": BAD_DATE},
+        error_messages={
+            "invalid": BAD_DATE,
+            "min_value": f"{label}: the ledger starts after {EARLIEST:%Y-%m-%d}.",
+            "max_value": f"{label}: choose a date before {LATEST:%Y-%m-%d}.",
+        },
+        validators=[MinValueValidator(EARLIEST), MaxValueValidator(LATEST)],
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
 
