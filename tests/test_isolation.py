@@ -22,13 +22,14 @@ def walk(patterns, prefix=""):
             yield route, entry
 
 
-def team_routes():
+def team_routes() -> list[tuple[str, str]]:
+    """(name, route) of every team-scoped pattern; fails on any route nobody has classified."""
     routes = []
     for route, entry in walk(get_resolver().url_patterns):
         if route.startswith(FOREIGN_PREFIXES):
             continue
         if "<slug:team_slug>" in route:
-            routes.append(entry.name)
+            routes.append((entry.name, route))
         else:
             known = NOT_TEAM_SCOPED | STAFF_ONLY
             assert entry.name in known, f"{route} is neither team-scoped nor known public"
@@ -50,8 +51,7 @@ def team_a_objects(personas):
 
 
 def urls_for(team_slug, objects):
-    for name in team_routes():
-        route = next(r for r, e in walk(get_resolver().url_patterns) if e.name == name)
+    for name, route in team_routes():
         kwargs = {key: value for key, value in objects.items() if f":{key}>" in route}
         yield name, reverse(name, kwargs={"team_slug": team_slug, **kwargs})
 

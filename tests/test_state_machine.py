@@ -1,12 +1,10 @@
-import threading
-
 import pytest
-from django.db import connection
 
 from studio.jobs.states import ALLOWED, IllegalTransition, cancel, expire_overdue, transition
 from studio.models import Job, JobState
 from studio.models.jobs import TERMINAL_STATES
 from tests.factories import make_job
+from tests.racing import race
 
 S = JobState
 
@@ -81,21 +79,6 @@ def test_concurrent_settlements_settle_exactly_once(personas):
     jobs = [make_job(personas.team, personas.member, state=S.RUNNING) for _ in range(10)]
     targets = [S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED] * 2
     for job in jobs:
-        barrier = threading.Barrier(len(targets))
-        wins = []
-
-        def race(target, job=job, barrier=barrier, wins=wins):
-            barrier.wait()
-            try:
-                if transition(job.pk, S.RUNNING, target):
-                    wins.append(target)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=race, args=(t,)) for t in targets]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert len(wins) == 1
-        assert Job.objects.get(pk=job.pk).state == wins[0]
+        results = race([lambda t=t, j=job: transition(j.pk, S.RUNNING, t) for t in targets])
+        assert results.count(True) == 1
+        assert Job.objects.get(pk=job.pk).state == targets[results.index(True)]

@@ -14,7 +14,7 @@ from django.views.decorators.vary import vary_on_headers
 from studio.access import team_view
 from studio.billing import budgets, ledger, usage
 from studio.models import EntryKind
-from studio.views.htmx import partial_or_page
+from studio.views.htmx import partial_or_page, query_without_page
 
 PAGE_SIZE = 25
 BAD_DATE = "Enter a date as YYYY-MM-DD, for example 2025-03-31."
@@ -95,9 +95,7 @@ def credits_page(request):
     filters = LedgerFilter(request.GET, request.team)
     entries = filters.entries().select_related("job")
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {"filters": filters, "page": page, "query": query.urlencode()}
+    context = {"filters": filters, "page": page, "query": query_without_page(request)}
     template = partial_or_page(request, "studio/credits.html", "ledger")
     if "#" not in template:  # the figures and charts are only drawn on a whole page
         context |= _overview(request.team)

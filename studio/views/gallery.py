@@ -6,7 +6,7 @@ from django.views.decorators.vary import vary_on_headers
 from studio.access import team_view
 from studio.models import Job, JobState
 from studio.providers import provider_choices
-from studio.views.htmx import partial_or_page
+from studio.views.htmx import partial_or_page, query_without_page
 
 PAGE_SIZE = 12
 
@@ -39,7 +39,5 @@ def gallery(request):
     filters = GalleryFilter(request.GET, request.team)
     jobs = filters.apply(Job.objects.filter(team=request.team).select_related("creator"))
     page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {"filters": filters, "page": page, "query": query.urlencode()}
+    context = {"filters": filters, "page": page, "query": query_without_page(request)}
     return render(request, partial_or_page(request, "studio/gallery.html", "results"), context)
