@@ -5,7 +5,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from project.env import env_bool, env_int, env_list, env_str, env_url
+from project.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -188,11 +188,32 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
-# Which plan the platform holds with providers whose price depends on it (ModelsLab ultra).
+# --- Providers --------------------------------------------------------------------------------
+# Keys come only from the environment and never reach logs, pages or stored answers. A provider
+# without a key shows on the form as unavailable. Base URLs are settings so the same code talks to
+# the real service in production and to the simulators (tests/simulators) everywhere else.
+STABILITY_API_KEY = env_str("STABILITY_API_KEY", "")
+STABILITY_BASE_URL = env_url(
+    "STABILITY_BASE_URL", "https://api.ezlinkai.com", schemes=("http", "https")
+)
+MODELSLAB_API_KEY = env_str("MODELSLAB_API_KEY", "")
+MODELSLAB_BASE_URL = env_url(
+    "MODELSLAB_BASE_URL", "https://modelslab.com/api/v6", schemes=("http", "https")
+)
+# Which plan the platform holds with ModelsLab: it sets the ultra price and the in-flight limit.
 MODELSLAB_PLAN = env_str("MODELSLAB_PLAN", "basic")
-if MODELSLAB_PLAN not in ("basic", "standard"):
-    raise ImproperlyConfigured(f"MODELSLAB_PLAN must be basic or standard, got {MODELSLAB_PLAN!r}")
+if MODELSLAB_PLAN not in ("basic", "standard", "premium"):
+    raise ImproperlyConfigured(
+        f"MODELSLAB_PLAN must be basic, standard or premium, got {MODELSLAB_PLAN!r}"
+    )
 PROVIDER_PLANS = {"modelslab": MODELSLAB_PLAN}
+# Compresses every documented provider wait (poll spacing, rate windows, deadlines) for simulator
+# runs and tests; 1 in production.
+PROVIDER_TIME_SCALE = env_float("PROVIDER_TIME_SCALE", 1.0, minimum=0.001, maximum=1.0)
+# The job engine (manage.py run_engine): threads making provider calls in one process.
+ENGINE_THREADS = env_int("ENGINE_THREADS", 8, minimum=1)
+# Largest provider output we copy; a bigger one fails the job (and is refunded).
+MAX_OUTPUT_BYTES = env_int("MAX_OUTPUT_BYTES", 512 * 1024 * 1024, minimum=1024)
 
 # A job that has not finished by its provider's deadline expires and its credits return.
 LOCAL_ENGINE_DEADLINE_SECONDS = env_int("LOCAL_ENGINE_DEADLINE_SECONDS", 900, minimum=60)
@@ -216,6 +237,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # httpx logs every request line at INFO: too chatty for thousands of polls a minute.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
 
 INVITE_TTL_DAYS = env_int("INVITE_TTL_DAYS", 7, minimum=1)

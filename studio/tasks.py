@@ -1,5 +1,6 @@
 """django-q2 entry points: thin wrappers that take ids, re-fetch, and return quietly when the
-row is gone or already settled (a task may be delivered twice)."""
+row is gone or already settled (a task may be delivered twice, or never: the job engine owns
+every active row, so a lost task delays a job by a tick at most)."""
 
 import logging
 
@@ -7,33 +8,42 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from studio.jobs import engine
 from studio.jobs.states import expire_overdue
-from studio.models import Job
-from studio.providers import PROVIDERS, get_provider
+from studio.models import Job, JobState
 
 log = logging.getLogger(__name__)
 
 
 def enqueue_job(job: Job) -> None:
-    """Hand a new job to the workers once the transaction that created it has committed."""
-    job_id = str(job.pk)
-    transaction.on_commit(lambda: async_task("studio.tasks.run_job", job_id, group="jobs"))
+    """Nudge a worker to tick the engine once the job's transaction has committed, so a new job
+    starts at once even where no `run_engine` loop is running."""
+    transaction.on_commit(lambda: async_task("studio.tasks.nudge", group="engine"))
 
 
-def run_job(job_id: str) -> None:
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None or job.is_terminal:
-        return
-    get_provider(job.provider).execute(job)
+def nudge() -> None:
+    engine.tick()
+
+
+def render_local(job_id: str) -> None:
+    from studio.providers import PROVIDERS
+
+    job = Job.objects.filter(pk=job_id, state=JobState.SUBMITTING).first()
+    if job is not None:
+        PROVIDERS["local"].render(job)
+
+
+def collect_output(job_id: str) -> None:
+    from studio.jobs.outputs import collect_output as collect
+
+    collect(job_id)
 
 
 def sweep() -> None:
-    """Periodic housekeeping: each provider's sweep, then expire what nobody finished in time."""
+    """Periodic safety net (django-q2's scheduler): one engine tick and expiry, so jobs move even
+    if no `run_engine` loop is running."""
     now = timezone.now()
-    for provider in PROVIDERS.values():
-        moved = provider.sweep(now)
-        if moved:
-            log.info("%s sweep moved %d jobs", provider.key, moved)
+    moved = engine.tick(now)
     expired = expire_overdue(now)
-    if expired:
-        log.info("expired %d overdue jobs", expired)
+    if moved or expired:
+        log.info("sweep: %d steps, %d expired", moved, expired)

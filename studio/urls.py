@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+from studio import inputs, webhooks
 from studio.views import budgets, credits, files, gallery, home, jobs, staff, teams
 
 # Everything of a team lives under /t/<team_slug>/ and goes through studio.access.team_view.
@@ -34,4 +35,7 @@ urlpatterns = [
     path("staff/prices/", staff.staff_prices, name="staff_prices"),
     path("staff/audit/", staff.staff_audit, name="staff_audit"),
     path("t/<slug:team_slug>/", include(team_patterns)),
+    # Providers: callbacks (unguessable token per job) and input images (signed, expiring).
+    path("hooks/<str:provider_key>/<str:token>/", webhooks.provider_callback, name="provider_callback"),
+    path("inputs/<str:token>/", inputs.provider_input, name="provider_input"),
 ]

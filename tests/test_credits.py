@@ -41,7 +41,7 @@ def set_available(team, amount):
         ("akool", "image2video", {"resolution": "720p", "duration": 5}, 20),
         ("akool", "image2video", {"resolution": "1080p", "duration": 5}, 25),
         ("akool", "image2video", {"resolution": "4k", "duration": 10}, 60),
-        ("akool", "image2video", {"duration": 10, "audio_only": True}, 10),
+        ("akool", "image2video", {"duration": 10, "audio": True}, 10),
         ("modelslab", "img2video_ultra", {}, 31),
         ("local", "camera-motion-v1", {"duration": 7}, 7),
     ],

@@ -10,6 +10,9 @@ from tests.factories import make_job
 # Routes that are not about one team's data; everything else must carry a team.
 NOT_TEAM_SCOPED = {"home", "team_create", "invite_accept"}
 STAFF_ONLY = {"staff_overview", "staff_grant", "staff_prices", "staff_audit"}
+# For providers, not people: each is keyed by an unguessable token or a signature, and answers 404
+# to anything else (tests/test_webhooks.py, tests/test_provider_inputs.py).
+PROVIDER_FACING = {"provider_callback", "provider_input"}
 FOREIGN_PREFIXES = ("admin/", "accounts/", "api/")
 
 
@@ -31,7 +34,7 @@ def team_routes() -> list[tuple[str, str]]:
         if "<slug:team_slug>" in route:
             routes.append((entry.name, route))
         else:
-            known = NOT_TEAM_SCOPED | STAFF_ONLY
+            known = NOT_TEAM_SCOPED | STAFF_ONLY | PROVIDER_FACING
             assert entry.name in known, f"{route} is neither team-scoped nor known public"
     return routes
 

@@ -116,7 +116,7 @@ def test_parameters_out_of_range_are_refused_field_by_field(personas, client_for
     assert "Duration must be at most 10 seconds." in page
     assert "Frames per second must be at least 8." in page
     assert "Motion strength must be at least 1." in page
-    assert "spin is not one of the available choices" in page
+    assert "Camera motion must be one of: zoom_in, zoom_out" in page
     assert Job.objects.count() == 0
 
 

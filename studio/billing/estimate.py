@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from studio.billing import budgets, ledger
 from studio.billing.prices import PriceUnavailable, quote
 from studio.models import Membership
-from studio.providers import PROVIDERS
+from studio.providers import choose
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,12 @@ def estimate(membership: Membership, provider_key: str, data) -> Estimate:
     if account.monthly_cap is not None:
         team_cap_remaining = account.monthly_cap - budgets.committed(team)
     price, problem = None, ""
-    provider = PROVIDERS.get(provider_key)
-    if provider is None:
-        problem = "Choose a provider."
+    provider, spec, params, errors = choose(provider_key, data)
+    if errors:
+        problem = " ".join(message for messages in errors.values() for message in messages)
     else:
-        params, errors = provider.clean_params(data)
-        if errors:
-            problem = " ".join(message for messages in errors.values() for message in messages)
-        else:
-            try:
-                price = quote(provider.key, provider.models[0][0], params).amount
-            except PriceUnavailable as missing:
-                problem = str(missing)
+        try:
+            price = quote(provider.key, spec.key, provider.price_keys(spec.key, params)).amount
+        except PriceUnavailable as missing:
+            problem = str(missing)
     return Estimate(price, problem, account.available, member_remaining, team_cap_remaining)

@@ -2,7 +2,7 @@
 same transaction; the database's constraints (available ≥ 0, one reservation and one settlement
 per job) hold even if this code is wrong."""
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 
 from studio.billing import budgets
@@ -83,22 +83,20 @@ def _settle(job_id, kind: str, reason: str) -> bool:
     reservation = (
         LedgerEntry.objects.filter(job_id=job_id, kind=K.RESERVE).select_related("team").first()
     )
-    if reservation is None:
+    if reservation is None or LedgerEntry.objects.filter(reservation=reservation).exists():
         return False
-    try:
-        with transaction.atomic():
-            _write(
-                reservation.team,
-                kind,
-                reservation.amount,
-                reservation=reservation,
-                job_id=job_id,
-                member_id=reservation.member_id,
-                provider=reservation.provider,
-                reason=reason,
-            )
-    except IntegrityError:  # settled already, by this outcome or the other one
-        return False
+    # Constraint violations (a second settlement, a cached figure out of range) propagate: the
+    # caller's transaction, which moved the job to its terminal state, must roll back with them.
+    _write(
+        reservation.team,
+        kind,
+        reservation.amount,
+        reservation=reservation,
+        job_id=job_id,
+        member_id=reservation.member_id,
+        provider=reservation.provider,
+        reason=reason,
+    )
     return True
 
 

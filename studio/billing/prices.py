@@ -31,16 +31,26 @@ def provider_plan(provider: str) -> str:
 
 
 def quote(
-    provider: str, model: str, params: dict, *, version: PriceBookVersion | None = None
+    provider: str, model: str, keys: dict, *, version: PriceBookVersion | None = None
 ) -> Quote:
-    """The most specific rule of the version that matches; "any" fields match everything."""
+    """The most specific rule of the version that matches; "any" fields match everything.
+
+    `keys` are the price book's match fields (resolution, duration, audio) as the provider's
+    adapter derives them from a job's parameters (`Provider.price_keys`). Nothing is ever priced
+    at 0: a rule without a figure, or a per-second rule without a duration, is no price at all."""
+    unknown = set(keys) - set(MATCH_FIELDS)
+    if unknown:
+        raise ValueError(f"not price book fields: {sorted(unknown)}")
+    duration = keys.get("duration")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
+        raise ValueError(f"a duration to price must be whole seconds, got {duration!r}")
     version = version or current_version()
     wanted = {
         "model": model,
-        "resolution": str(params.get("resolution", "")),
-        "duration": params.get("duration"),
+        "resolution": str(keys.get("resolution") or ""),
+        "duration": duration,
         "plan": provider_plan(provider),
-        "audio": params.get("audio_only"),
+        "audio": keys.get("audio"),
     }
     best, best_score = None, -1
     for rule in version.rules.filter(provider=provider):
@@ -57,4 +67,11 @@ def quote(
                 best, best_score = rule, score
     if best is None:
         raise PriceUnavailable(f"No price is set for {provider} {model} with these settings.")
-    return Quote(version=version, rule=best, amount=best.price(wanted["duration"]))
+    if best.per_second and duration is None:
+        raise PriceUnavailable(f"{provider} {model} is priced per second, but no duration was given.")
+    amount = best.price(duration)
+    if amount <= 0:
+        raise PriceUnavailable(
+            f"{provider} {model} has no published price, and staff have not set one yet."
+        )
+    return Quote(version=version, rule=best, amount=amount)

@@ -55,23 +55,34 @@ def transition(job: Job | str, source: str, target: str, **fields) -> bool:
         won = Job.objects.filter(pk=job_id, state=source).update(state=target, **fields) == 1
         if won and target in TERMINAL_STATES:
             _settle(job_id, target, fields.get("error", ""))
+    if won:
+        log.info("job %s: %s → %s", job_id, source, target)
     if won and isinstance(job, Job):
         job.state = target
+        computed = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
         for name, value in fields.items():
-            setattr(job, name, value)
+            if name not in computed:
+                setattr(job, name, value)
+        if computed:  # F() expressions: read back what the database made of them
+            job.refresh_from_db(fields=computed)
     return won
 
 
+class SettlementFailed(RuntimeError):
+    """A terminal state could not settle its credits; the state change was rolled back."""
+
+
 def _settle(job_id, target: str, error: str) -> None:
-    """A terminal state settles the job's reservation: captured on success, released otherwise."""
+    """A terminal state settles the job's reservation: captured on success, released otherwise.
+    Anything short of a settlement raises, which rolls the state change back with it."""
     if target == S.SUCCEEDED:
         settled = ledger.capture(job_id)
     else:
         settled = ledger.release(
             job_id, f"{S(target).label}: {error}" if error else S(target).label
         )
-    if not settled:  # this call won the state change, so nobody else should have settled it
-        log.error("job %s became %s but had no open reservation to settle", job_id, target)
+    if not settled:  # this call won the state change, so nobody else can have settled it
+        raise SettlementFailed(f"job {job_id} became {target} but had no open reservation")
 
 
 def cancel(job: Job) -> bool:
@@ -85,7 +96,22 @@ def expire_overdue(now=None) -> int:
     expired = 0
     overdue = Job.objects.active().filter(deadline_at__lt=now).values_list("id", "state")
     for job_id, state in overdue:
-        expired += transition(
-            job_id, state, S.EXPIRED, error="The video was not ready in time, so the job expired."
-        )
+        try:
+            expired += transition(
+                job_id,
+                state,
+                S.EXPIRED,
+                error="The video was not ready in time, so the job expired.",
+            )
+        except SettlementFailed:
+            log.exception("could not expire job %s", job_id)
     return expired
+
+
+def claim_many(job_ids, source: str, target: str, **fields) -> int:
+    """Move several jobs at once (the engine's claims); only non-terminal targets."""
+    if target not in ALLOWED[source] or target in TERMINAL_STATES:
+        raise IllegalTransition(f"a claim cannot go from {source} to {target}")
+    if target in STAMP:
+        fields.setdefault(STAMP[target], timezone.now())
+    return Job.objects.filter(pk__in=list(job_ids), state=source).update(state=target, **fields)

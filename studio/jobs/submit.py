@@ -9,7 +9,7 @@ from studio.billing import budgets, ledger
 from studio.billing.errors import CreditError
 from studio.billing.prices import PriceUnavailable, quote
 from studio.models import Job, Membership
-from studio.providers import PROVIDERS
+from studio.providers import choose
 from studio.tasks import enqueue_job
 from studio.uploads import UploadRefused, check_image
 
@@ -32,9 +32,7 @@ def submit_job(
     if not membership.can_submit:
         raise PermissionDenied("Viewers can watch and download, but not submit jobs.")
     errors: dict[str, list[str]] = {}
-    provider = PROVIDERS.get(provider_key)
-    if provider is None:
-        errors["provider"] = [f"Choose one of: {', '.join(PROVIDERS)}."]
+    provider, spec, clean, errors = choose(provider_key, params)
     if image is None:
         errors["image"] = ["Choose an image to animate."]
     else:
@@ -42,27 +40,26 @@ def submit_job(
             checked = check_image(image)
         except UploadRefused as refusal:
             errors["image"] = [str(refusal)]
-    if provider is not None:
-        clean, param_errors = provider.clean_params(params)
-        errors |= param_errors
-    model = provider.models[0][0] if provider else ""
     if not errors:
         try:
-            price = quote(provider.key, model, clean)
+            price = quote(provider.key, spec.key, provider.price_keys(spec.key, clean))
         except PriceUnavailable as missing:
             errors["provider"] = [str(missing)]
     if errors:
         raise JobRefused(errors)
 
+    now = timezone.now()
     job = Job(
         team=membership.team,
         creator=membership.user,
         provider=provider.key,
-        model=model,
+        model=spec.key,
         params=clean,
         price_version=price.version,
         price_quoted=price.amount,
-        deadline_at=timezone.now() + provider.deadline,
+        # Waiting for a provider slot counts too: a job nobody could send expires and is refunded.
+        deadline_at=now + provider.figure(provider.queue_deadline + provider.deadline),
+        next_poll_at=now,
         input_width=checked.width,
         input_height=checked.height,
     )
@@ -82,3 +79,4 @@ def submit_job(
             job.input_image.delete(save=False)  # the row never existed: neither may its file
         raise
     return job
+

@@ -8,6 +8,7 @@ from studio.models.billing import (
     PriceRule,
 )
 from studio.models.jobs import Job, JobState
+from studio.models.providers import IncidentKind, ProviderAccount, ProviderIncident
 from studio.models.teams import Invite, Membership, Role, Team
 from studio.models.users import User
 
@@ -19,6 +20,9 @@ __all__ = [
     "LedgerEntry",
     "PriceBookVersion",
     "PriceRule",
+    "ProviderAccount",
+    "ProviderIncident",
+    "IncidentKind",
     "Invite",
     "Job",
     "JobState",

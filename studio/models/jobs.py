@@ -1,3 +1,4 @@
+import secrets
 import uuid
 
 from django.conf import settings
@@ -59,10 +60,38 @@ class Job(models.Model):
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done, 0–100.")
 
     provider_job_id = models.CharField(max_length=255, blank=True)
+    key_fingerprint = models.CharField(
+        max_length=16, blank=True, help_text="Which provider key submitted it (never the key)."
+    )
     submit_attempts = models.PositiveIntegerField(default=0)
     poll_attempts = models.PositiveIntegerField(default=0)
-    next_poll_at = models.DateTimeField(null=True, blank=True)
+    transient_errors = models.PositiveIntegerField(
+        default=0, help_text="Provider errors in a row; resets on a good answer."
+    )
+    next_poll_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the job engine looks at this job next."
+    )
+    last_polled_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)
+    eta_at = models.DateTimeField(null=True, blank=True, help_text="The provider's hint.")
+    status_note = models.CharField(
+        max_length=200, blank=True, help_text="What the job waits for, in words (a slot, a retry)."
+    )
+    outcome_unknown_at = models.DateTimeField(
+        null=True, blank=True, help_text="A submission was sent but its answer never came."
+    )
+    claimed_provider_id = models.CharField(
+        max_length=255, blank=True, help_text="An id a callback named, until a poll confirms it."
+    )
+    webhook_token = models.CharField(
+        max_length=64, unique=True, null=True, default=None, editable=False
+    )
+    provider_input = models.FileField(upload_to="provider-inputs/%Y/%m/", blank=True)
+    output_ref = models.TextField(
+        blank=True, help_text="The provider's finished output, until our copy exists."
+    )
+    output_format = models.CharField(max_length=8, blank=True)
+    output_expires_at = models.DateTimeField(null=True, blank=True)
     last_response = models.JSONField(null=True, blank=True, help_text="Kept for support.")
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -76,6 +105,9 @@ class Job(models.Model):
     video_height = models.PositiveIntegerField(null=True, blank=True)
     video_duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
     video_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    original_output = models.FileField(
+        upload_to="originals/%Y/%m/", blank=True, help_text="The provider's GIF, kept for download."
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -85,10 +117,16 @@ class Job(models.Model):
             models.Index(fields=["team", "-created_at"]),
             models.Index(fields=["state", "next_poll_at"]),
             models.Index(fields=["state", "deadline_at"]),
+            models.Index(fields=["provider", "state", "next_poll_at"]),
         ]
 
     def __str__(self):
         return f"{self.provider} job {self.id} ({self.state})"
+
+    def save(self, *args, **kwargs):
+        if self.webhook_token is None:
+            self.webhook_token = secrets.token_urlsafe(32)
+        super().save(*args, **kwargs)
 
     @property
     def title(self) -> str:

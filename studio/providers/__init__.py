@@ -2,8 +2,10 @@
 
 from studio.providers.base import Provider, ProviderError
 from studio.providers.local import LocalEngine
+from studio.providers.modelslab import ModelsLab
+from studio.providers.stability import Stability
 
-PROVIDERS: dict[str, Provider] = {p.key: p for p in [LocalEngine()]}
+PROVIDERS: dict[str, Provider] = {p.key: p for p in [LocalEngine(), Stability(), ModelsLab()]}
 
 
 def get_provider(key: str) -> Provider:
@@ -17,4 +19,19 @@ def provider_choices() -> list[tuple[str, str]]:
     return [(p.key, p.label) for p in PROVIDERS.values()]
 
 
-__all__ = ["PROVIDERS", "Provider", "ProviderError", "get_provider", "provider_choices"]
+def choose(provider_key: str, params) -> tuple:
+    """(provider, model spec, clean params, errors) for a submission or an estimate."""
+    provider = PROVIDERS.get(provider_key)
+    if provider is None:
+        return None, None, {}, {"provider": [f"Choose one of: {', '.join(PROVIDERS)}."]}
+    if reason := provider.unavailable_reason():
+        return provider, None, {}, {"provider": [f"{provider.label} is unavailable: {reason}"]}
+    spec = provider.model(params.get("model"))
+    if spec is None:
+        allowed = ", ".join(key for key, _ in provider.model_choices())
+        return provider, None, {}, {"model": [f"Model must be one of: {allowed}."]}
+    clean, errors = spec.clean(params)
+    return provider, spec, clean, errors
+
+
+__all__ = ["PROVIDERS", "Provider", "ProviderError", "choose", "get_provider", "provider_choices"]

@@ -1,58 +1,181 @@
-"""What every provider adapter offers the rest of the product."""
+"""What every provider adapter offers the rest of the product: its models and their parameters,
+how a job's parameters map onto the price book, submit / poll / webhook, and the operating
+figures (poll spacing, rate limits, batch size, retention, deadline) the job engine honours."""
 
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from django import forms
+from django.conf import settings
 
-from studio.models import Job
+from studio.providers.params import ModelSpec
+
+if TYPE_CHECKING:
+    from studio.models import Job
 
 
-def bounded_int(
-    label: str, lo: int, hi: int, *, initial: int, unit: str = ""
-) -> forms.IntegerField:
-    """A whole-number parameter whose errors name the field and the limit it broke."""
-    suffix = f" {unit}" if unit else ""
-    one = suffix.removesuffix("s")  # "1 second", not "1 seconds"
-    return forms.IntegerField(
-        min_value=lo,
-        max_value=hi,
-        initial=initial,
-        label=f"{label} ({lo}–{hi}{suffix})",
-        error_messages={
-            "min_value": f"{label} must be at least {lo}{one if lo == 1 else suffix}.",
-            "max_value": f"{label} must be at most {hi}{suffix}.",
-            "invalid": f"{label} must be a whole number from {lo} to {hi}{suffix}.",
-            "required": f"{label} is required.",
-        },
-    )
+def scaled(duration: timedelta) -> timedelta:
+    """A documented provider duration, compressed by PROVIDER_TIME_SCALE for simulator runs."""
+    return duration * settings.PROVIDER_TIME_SCALE
 
 
 class ProviderError(Exception):
-    """A provider failed. `permanent` says whether trying again could help."""
+    """A provider failed. `permanent` says whether trying again could help; `retry_after` is the
+    provider's own hint in seconds; the message is written for a member to act on."""
 
-    def __init__(self, message: str, *, permanent: bool):
+    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None):
         super().__init__(message)
         self.permanent = permanent
+        self.retry_after = retry_after
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.retry_after is not None
+
+
+class OutcomeUnknown(ProviderError):
+    """The request was sent but no usable answer came back: the provider may have taken (and
+    charged for) the job. Such a submission is never sent again automatically."""
+
+    def __init__(self, message: str):
+        super().__init__(message, permanent=False)
+
+
+@dataclass
+class Status:
+    """What a provider says of one job. `state` is running, succeeded or failed."""
+
+    state: str
+    word: str = ""  # the provider's own status word, for support
+    progress: int | None = None
+    eta_seconds: float | None = None
+    output_url: str = ""  # where to fetch the finished video from
+    output_path: str = ""  # or a local file the adapter already streamed it into
+    output_format: str = "mp4"
+    cost: float | None = None  # what the provider says it charged
+    message: str = ""  # for a failure: what a member reads
+    probably_charged: bool = False  # failed, but the provider likely billed it (staff are told)
+    answer: dict[str, Any] = field(default_factory=dict)  # scrubbed, kept on the job for support
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("succeeded", "failed")
+
+
+@dataclass
+class Submitted:
+    provider_job_id: str
+    status: Status | None = None  # some providers answer a create with a finished result
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int  # the provider's documented limit ...
+    window: timedelta  # ... per this window, per account
+    pause: timedelta  # how long the provider locks an account out after a 429
+    target: float = 0.9  # the share of the limit we allow ourselves
+
+
+@dataclass(frozen=True)
+class WebhookHint:
+    """What an inbound callback claims; it only wakes the job (see studio.webhooks)."""
+
+    provider_job_id: str = ""
+    note: str = ""
+
+
+class WebhookRejected(ValueError):
+    pass
 
 
 class Provider:
     key: str = ""
     label: str = ""
-    models: tuple[tuple[str, str], ...] = ()
-    params_form: type[forms.Form] = forms.Form
-    deadline: timedelta = timedelta(minutes=15)
+    models: tuple[ModelSpec, ...] = ()
+    remote: bool = True
 
-    def clean_params(self, data) -> tuple[dict, dict[str, list[str]]]:
-        """Validate raw parameters: (clean params, {} ) or ({}, {field: [messages]})."""
-        form = self.params_form(data)
-        if form.is_valid():
-            return form.cleaned_data, {}
-        return {}, {field: list(errors) for field, errors in form.errors.items()}
+    # Operating figures, as documented by the provider (scaled() compresses them for simulators).
+    min_poll_interval: timedelta = timedelta(seconds=10)
+    rate_limit: RateLimit | None = None
+    batch_size: int = 1  # jobs one poll request can answer for
+    output_retention: timedelta = timedelta(hours=24)
+    deadline: timedelta = timedelta(minutes=15)  # from submission
+    queue_deadline: timedelta = timedelta(hours=1)  # longest wait for a slot before submission
+    submit_timeout: float = 60.0  # seconds an upload may take before its outcome is unknown
+    # After an unknown outcome, can the provider still tell us the job's id (a callback)?
+    can_reconcile: bool = False
+    # Our own engine: a lost submission can simply be made again, nothing is spent.
+    resend_safe: bool = False
 
-    def sweep(self, now) -> int:
-        """Periodic work for this provider's jobs (polling, reconciling); returns jobs moved."""
-        return 0
+    def figure(self, duration: timedelta) -> timedelta:
+        """One of this provider's documented durations as the engine uses it (time-scaled for
+        simulator runs; our own engine's figures are ours and never scaled)."""
+        return scaled(duration) if self.remote else duration
 
-    def execute(self, job: Job) -> None:
-        """Move a queued job forward; called by the worker with a fresh row."""
+    # --- declarations ---------------------------------------------------------------------
+    def model(self, key: str | None) -> ModelSpec | None:
+        if not key:
+            return self.models[0]
+        return next((m for m in self.models if m.key == key), None)
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        return [(m.key, m.label) for m in self.models]
+
+    def api_key(self) -> str:
+        return ""
+
+    def unavailable_reason(self) -> str:
+        """Empty when jobs can be sent; otherwise why not, for the form."""
+        return ""
+
+    def max_in_flight(self) -> int | None:
+        """How many jobs one account may have at the provider at once (None: no limit)."""
+        return None
+
+    def key_fingerprint(self) -> str:
+        """Which key submitted a job, without the key: polls must use the same one."""
+        key = self.api_key()
+        return hashlib.sha256(key.encode()).hexdigest()[:16] if key else "none"
+
+    def price_keys(self, model: str, params: dict) -> dict:
+        """The job's parameters as the price book's match fields (resolution, duration, audio)."""
+        return {}
+
+    def deadline_for(self, job: Job) -> timedelta:
+        return self.deadline
+
+    def estimated_run(self, job: Job) -> timedelta | None:
+        """A typical run time, for the ETA when the provider gives no hint."""
+        return None
+
+    # --- talking to the provider ----------------------------------------------------------
+    def prepare_input(self, job: Job) -> None:
+        """Fit the input image to the provider (stored on the job) before it is sent."""
+
+    def submit(self, job: Job) -> Submitted:
         raise NotImplementedError
+
+    def poll(self, jobs: list[Job]) -> dict[Any, Status | ProviderError]:
+        """A status (or an error) per job id; one request for up to `batch_size` jobs."""
+        raise NotImplementedError
+
+    def parse_webhook(self, job: Job, body: bytes, headers) -> WebhookHint:
+        raise WebhookRejected("this provider sends no callbacks")
+
+    @contextmanager
+    def open_output(self, job: Job, url: str):
+        """The finished output's bytes, streamed (studio.jobs.outputs writes them to disk)."""
+        from studio.providers.http import stream
+
+        with stream(self.label, url) as response:
+            if response.status_code in (403, 404, 410):
+                raise ProviderError(f"it answered {response.status_code}", permanent=True)
+            if response.status_code != 200:
+                raise ProviderError(
+                    f"{self.label} answered {response.status_code} for the video.", permanent=False
+                )
+            yield response.iter_bytes(256 * 1024)

@@ -10,18 +10,19 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from django import forms
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db.models import F
+from django.utils import timezone
+from django_q.tasks import async_task
 from PIL import Image, ImageOps
 
 from studio.engine import ASPECTS, MOTIONS, RESOLUTIONS, RenderSettings, RenderStopped, render_video
 from studio.engine.settings import DURATION_RANGE, FPS_RANGE, STRENGTH_RANGE
 from studio.jobs.states import transition
 from studio.models import Job, JobState
-from studio.providers.base import Provider, bounded_int
+from studio.providers.base import Provider, Status
+from studio.providers.params import Choice, Int, ModelSpec
 
 log = logging.getLogger(__name__)
 S = JobState
@@ -32,30 +33,58 @@ def _labels(values):
     return [(v, v.replace("_", " ").capitalize()) for v in values]
 
 
-class LocalParams(forms.Form):
-    duration = bounded_int("Duration", *map(int, DURATION_RANGE), initial=5, unit="seconds")
-    resolution = forms.ChoiceField(choices=[(r, r) for r in RESOLUTIONS], initial="720p")
-    aspect = forms.ChoiceField(
-        choices=[("source", "From the image")] + [(a, a) for a in ASPECTS if a != "source"],
-        initial="source",
-        label="Aspect ratio",
-    )
-    fps = bounded_int("Frames per second", *FPS_RANGE, initial=24)
-    motion = forms.ChoiceField(choices=_labels(MOTIONS), initial="zoom_in", label="Camera motion")
-    strength = bounded_int("Motion strength", *STRENGTH_RANGE, initial=5)
+CAMERA_MOTION = ModelSpec(
+    key="camera-motion-v1",
+    label="Camera motion",
+    help="Camera moves over your still image, rendered on this server.",
+    params=(
+        Int("duration", "Duration", *map(int, DURATION_RANGE), 5, unit="seconds"),
+        Choice("resolution", "Resolution", list(RESOLUTIONS), "720p"),
+        Choice(
+            "aspect",
+            "Aspect ratio",
+            [("source", "From the image")] + [(a, a) for a in ASPECTS if a != "source"],
+            "source",
+        ),
+        Int("fps", "Frames per second", *FPS_RANGE, 24),
+        Choice("motion", "Camera motion", _labels(MOTIONS), "zoom_in"),
+        Int("strength", "Motion strength", *STRENGTH_RANGE, 5),
+    ),
+)
 
 
 class LocalEngine(Provider):
     key = "local"
     label = "Local engine (on this server)"
-    models = (("camera-motion-v1", "Camera motion"),)
-    params_form = LocalParams
+    models = (CAMERA_MOTION,)
+    remote = False
     deadline = timedelta(seconds=settings.LOCAL_ENGINE_DEADLINE_SECONDS)
+    queue_deadline = timedelta(0)  # the deadline counts from creation, as it always has
+    submit_timeout = 30.0  # a render task not picked up by then is handed out again
+    resend_safe = True
 
-    def execute(self, job: Job) -> None:
-        if not transition(job, S.QUEUED, S.SUBMITTING, submit_attempts=F("submit_attempts") + 1):
-            return  # someone else took it, or it was canceled
-        transition(job, S.SUBMITTING, S.RUNNING, provider_job_id=f"local-{job.pk}")
+    def price_keys(self, model: str, params: dict) -> dict:
+        return {"duration": params.get("duration")}
+
+    def submit(self, job: Job) -> None:
+        """Hand the render to a worker, which moves the job itself (see render)."""
+        async_task("studio.tasks.render_local", str(job.pk), group="renders")
+
+    def poll(self, jobs) -> dict:
+        """A running render is polled only when it has outlived every render's time limit: its
+        worker died (killed, or the machine restarted)."""
+        stopped = Status(
+            "failed", message="The worker stopped while rendering this video. Please try again."
+        )
+        return {job.pk: stopped for job in jobs}
+
+    def render(self, job: Job) -> None:
+        stall_at = timezone.now() + timedelta(seconds=settings.TASK_TIME_LIMIT + STALL_MARGIN_SECONDS)
+        claimed = transition(
+            job, S.SUBMITTING, S.RUNNING, provider_job_id=f"local-{job.pk}", next_poll_at=stall_at
+        )
+        if not claimed:
+            return  # rendered by another delivery of this task, or canceled
         try:
             self._render_and_store(job)
         except RenderStopped:
@@ -74,23 +103,6 @@ class LocalEngine(Provider):
                 error=f"The local engine could not make this video: {said} (job {job.pk}).",
             )
 
-    def sweep(self, now) -> int:
-        """Fail jobs whose worker died mid-render: no render outlives TASK_TIME_LIMIT."""
-        stalled_before = now - timedelta(seconds=settings.TASK_TIME_LIMIT + STALL_MARGIN_SECONDS)
-        failed = 0
-        for state, since in ((S.SUBMITTING, "submitting_at"), (S.RUNNING, "running_at")):
-            stalled = Job.objects.filter(
-                provider=self.key, state=state, **{f"{since}__lt": stalled_before}
-            )
-            for job_id in stalled.values_list("pk", flat=True):
-                failed += transition(
-                    job_id,
-                    state,
-                    S.FAILED,
-                    error="The worker stopped while rendering this video. Please try again.",
-                )
-        return failed
-
     def _render_and_store(self, job: Job) -> None:
         render_settings = RenderSettings.from_mapping(job.params)
         give_up_at = time.monotonic() + settings.TASK_TIME_LIMIT
@@ -107,6 +119,10 @@ class LocalEngine(Provider):
                 )
             video_name = _store(video_path, f"videos/{job.team_id}/{job.pk.hex}.mp4")
             poster_name = _store(poster_path, f"posters/{job.team_id}/{job.pk.hex}.jpg")
+        if time.monotonic() > give_up_at:  # the time limit covers storing and finishing too
+            default_storage.delete(video_name)
+            default_storage.delete(poster_name)
+            raise TimeoutError(f"rendering took longer than {settings.TASK_TIME_LIMIT} seconds")
         won = transition(
             job,
             S.RUNNING,

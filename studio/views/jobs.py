@@ -37,7 +37,11 @@ def new_job(request):
 def params_fields(request):
     """The provider-specific fields, swapped in when the provider select changes."""
     provider = PROVIDERS.get(request.GET.get("provider", ""))
-    form = NewJobForm.like(None, provider_key=provider.key if provider else None)
+    form = NewJobForm.like(
+        None,
+        provider_key=provider.key if provider else None,
+        model_key=request.GET.get("model") if provider else None,
+    )
     return render(request, "studio/job_new.html#params", {"form": form})
 
 

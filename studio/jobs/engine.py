@@ -1,0 +1,184 @@
+"""The job engine: one loop owns every active row. Each tick claims what is due — queued jobs to
+submit, running jobs to poll, finished outputs to copy, submissions whose lease ran out — and
+hands the provider calls to a thread pool. Nobody sleeps waiting for a provider: a job waiting
+on one is just a row with `next_poll_at`.
+
+A claim is one transaction: the due rows are locked with SKIP LOCKED (another engine process
+takes the others), the account's rate-limit tokens are taken, and `next_poll_at` is pushed past
+the call's lease before any HTTP call, so no two workers ever call a provider for one job."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from studio.jobs import ratelimit, steps
+from studio.jobs.states import claim_many, expire_overdue
+from studio.models import Job, JobState
+from studio.providers import PROVIDERS
+from studio.providers.base import Provider
+
+S = JobState
+log = logging.getLogger(__name__)
+CLAIM_BATCH = 200
+POLL_LEASE = timedelta(seconds=60)  # longer than any poll request may take
+WAITING_FOR_SLOT = "Waiting for a provider slot."
+EXPIRY_EVERY = timedelta(seconds=5)
+
+
+def _due(provider: Provider, state: str, now: datetime):
+    rows = Job.objects.filter(provider=provider.key, state=state, next_poll_at__lte=now)
+    return rows.select_for_update(skip_locked=True).order_by("next_poll_at")
+
+
+def claim_submissions(provider: Provider, now: datetime) -> list:
+    """Queued jobs → SUBMITTING, as many as the account's in-flight limit and tokens allow."""
+    if provider.unavailable_reason():
+        return []
+    fingerprint = provider.key_fingerprint()
+    with transaction.atomic():
+        ratelimit.account(provider, fingerprint, lock=True)  # one claimer per account at a time
+        room = CLAIM_BATCH
+        limit = provider.max_in_flight()
+        if limit is not None:
+            in_flight = Job.objects.filter(
+                provider=provider.key,
+                key_fingerprint=fingerprint,
+                state__in=[S.SUBMITTING, S.RUNNING],
+                output_ref="",
+            ).count()
+            room = min(room, limit - in_flight)
+        due = list(_due(provider, S.QUEUED, now).values_list("pk", flat=True)[: max(room, 0)])
+        granted = ratelimit.take(provider, fingerprint, len(due), now)
+        ids = due[:granted]
+        if ids:
+            lease = timedelta(seconds=provider.submit_timeout) + timedelta(seconds=30)
+            claim_many(
+                ids,
+                S.QUEUED,
+                S.SUBMITTING,
+                submit_attempts=F("submit_attempts") + 1,
+                key_fingerprint=fingerprint,
+                next_poll_at=now + lease,
+                status_note="",
+            )
+        if limit is not None and room <= 0:
+            Job.objects.filter(provider=provider.key, state=S.QUEUED, next_poll_at__lte=now).exclude(
+                status_note=WAITING_FOR_SLOT
+            ).update(status_note=WAITING_FOR_SLOT)
+    return [partial(steps.submit, provider, pk) for pk in ids]
+
+
+def claim_stale_submissions(provider: Provider, now: datetime) -> list:
+    with transaction.atomic():
+        ids = list(_due(provider, S.SUBMITTING, now).values_list("pk", flat=True)[:CLAIM_BATCH])
+        Job.objects.filter(pk__in=ids).update(next_poll_at=now + POLL_LEASE)
+    return [partial(steps.resolve_stale_submission, provider, pk) for pk in ids]
+
+
+def claim_polls(provider: Provider, now: datetime) -> list:
+    """Running jobs that are due: outputs to copy, and polls within each account's tokens,
+    earliest due first, so every job gets its fair share and none is starved."""
+    with transaction.atomic():
+        rows = list(
+            _due(provider, S.RUNNING, now).values_list("pk", "key_fingerprint", "output_ref")[
+                :CLAIM_BATCH
+            ]
+        )
+        collect = [pk for pk, _, ref in rows if ref]
+        by_account = defaultdict(list)
+        for pk, fingerprint, ref in rows:
+            if not ref:
+                by_account[fingerprint].append(pk)
+        batches = []
+        for fingerprint, ids in by_account.items():
+            size = provider.batch_size
+            chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+            granted = ratelimit.take(provider, fingerprint, len(chunks), now)
+            batches += chunks[:granted]
+        polled = [pk for chunk in batches for pk in chunk]
+        Job.objects.filter(pk__in=polled).update(next_poll_at=now + POLL_LEASE)
+        Job.objects.filter(pk__in=collect).update(next_poll_at=now + steps.COLLECT_LEASE)
+    work = [partial(steps.poll, provider, chunk) for chunk in batches]
+    return work + [partial(steps.collect_later, pk) for pk in collect]
+
+
+def claim_due(now: datetime | None = None) -> list:
+    now = now or timezone.now()
+    work = []
+    for provider in PROVIDERS.values():
+        work += claim_stale_submissions(provider, now)
+        work += claim_submissions(provider, now)
+        work += claim_polls(provider, now)
+    return work
+
+
+def _run(item) -> None:
+    try:
+        item()
+    except Exception:  # one job's failure never stops the engine; the row stays due
+        log.exception("job engine step %s failed", getattr(item, "func", item))
+
+
+def tick(now: datetime | None = None) -> int:
+    """Claim everything due and do it in this thread (tests, the periodic sweep)."""
+    work = claim_due(now)
+    for item in work:
+        _run(item)
+    return len(work)
+
+
+class Engine:
+    """The long-running loop of `manage.py run_engine`: ticks several times a second, runs the
+    provider calls in a thread pool, expires overdue jobs every few seconds."""
+
+    def __init__(self, threads: int = 8, idle_sleep: float = 0.2):
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine")
+        self.threads = threads
+        self.idle_sleep = idle_sleep
+        self.stopping = threading.Event()
+        self.in_flight = threading.Semaphore(threads * 4)  # claim no faster than we can work
+        self._next_expiry = timezone.now()
+
+    def run(self) -> None:
+        log.info("job engine running with %d threads", self.threads)
+        while not self.stopping.is_set():
+            try:
+                claimed = self.tick_once()
+            except Exception:
+                log.exception("job engine tick failed")
+                connection.close()
+                claimed = 0
+            if not claimed:
+                self.stopping.wait(self.idle_sleep)
+        self.pool.shutdown(wait=True)
+        log.info("job engine stopped")
+
+    def tick_once(self) -> int:
+        now = timezone.now()
+        if now >= self._next_expiry:
+            expire_overdue(now)
+            self._next_expiry = now + EXPIRY_EVERY
+        work = claim_due(now)
+        for item in work:
+            self.in_flight.acquire()
+            self.pool.submit(self._guarded, item)
+        return len(work)
+
+    def _guarded(self, item) -> None:
+        try:
+            _run(item)
+        finally:
+            close_old_connections()  # a pool thread keeps no broken or stale connection
+            self.in_flight.release()
+
+    def stop(self, *_args) -> None:
+        self.stopping.set()

@@ -1,0 +1,152 @@
+"""The one HTTP client every adapter uses: pooled connections, timeouts, and transport failures
+mapped onto ProviderError so the job engine can tell "try again" from "never sent again"."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from contextlib import contextmanager
+
+import httpx
+
+from studio.providers.base import OutcomeUnknown, ProviderError
+
+MAX_ANSWER_BYTES = 1024 * 1024  # a JSON answer bigger than this is not one we understand
+MAX_RETRY_AFTER = 3600.0
+_clients: dict[str, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def client(base_url: str) -> httpx.Client:
+    """One pooled, thread-safe client per base URL (the engine polls from many threads)."""
+    with _clients_lock:
+        found = _clients.get(base_url)
+        if found is None:
+            found = _clients[base_url] = httpx.Client(
+                base_url=base_url,
+                timeout=httpx.Timeout(30.0, connect=5.0),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                follow_redirects=False,
+            )
+        return found
+
+
+def reset_clients() -> None:
+    """Forget pooled clients (tests point base URLs at new simulators)."""
+    with _clients_lock:
+        for found in _clients.values():
+            found.close()
+        _clients.clear()
+
+
+def send(label: str, base_url: str, method: str, path: str, *, submit=False, **kwargs):
+    """Send one request. Transport failures become ProviderError; for a submission, anything
+    after the request may have reached the provider is OutcomeUnknown."""
+    try:
+        return client(base_url).request(method, path, **kwargs)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+        # Never reached the provider: safe to try again.
+        raise ProviderError(f"{label} could not be reached ({_kind(error)}).", permanent=False)
+    except httpx.TransportError as error:
+        if submit:
+            raise OutcomeUnknown(
+                f"{label} did not answer the submission ({_kind(error)}); it may have started it."
+            ) from None
+        raise ProviderError(f"{label} did not answer ({_kind(error)}).", permanent=False) from None
+
+
+@contextmanager
+def send_streaming(label: str, base_url: str, method: str, path: str, **kwargs):
+    """Like send(), but the body is read by the caller (a video answer)."""
+    try:
+        with client(base_url).stream(method, path, **kwargs) as response:
+            yield response
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+        raise ProviderError(f"{label} could not be reached ({_kind(error)}).", permanent=False)
+    except httpx.TransportError as error:
+        raise ProviderError(f"{label} did not answer ({_kind(error)}).", permanent=False) from None
+
+
+def save_body(response: httpx.Response, target, limit: int) -> int:
+    """Stream an answer's body into an open file, refusing more than `limit` bytes."""
+    written = 0
+    for chunk in response.iter_bytes(256 * 1024):
+        written += len(chunk)
+        if written > limit:
+            raise ProviderError(f"the video is larger than {limit} bytes", permanent=True)
+        target.write(chunk)
+    return written
+
+
+@contextmanager
+def stream(label: str, url: str, *, headers=None, timeout: float = 120.0):
+    """Stream a GET (an output file), mapping transport failures like send()."""
+    try:
+        with httpx.Client(follow_redirects=True, timeout=timeout) as plain:
+            with plain.stream("GET", url, headers=headers or {}) as response:
+                yield response
+    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+        raise ProviderError(f"{label} could not be reached ({_kind(error)}).", permanent=False)
+    except httpx.TransportError as error:
+        raise ProviderError(
+            f"{label} broke off the download ({_kind(error)}).", permanent=False
+        ) from None
+
+
+def _kind(error: Exception) -> str:
+    return {
+        "ConnectError": "connection refused",
+        "ConnectTimeout": "connection timed out",
+        "ReadTimeout": "timed out",
+        "WriteTimeout": "timed out while sending",
+        "RemoteProtocolError": "connection closed",
+        "ReadError": "connection broken",
+    }.get(type(error).__name__, type(error).__name__)
+
+
+def json_answer(response: httpx.Response):
+    """The answer's JSON, or None when it is not JSON we can read."""
+    if len(response.content) > MAX_ANSWER_BYTES:
+        return None
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def retry_after(response: httpx.Response, body=None) -> float | None:
+    """The provider's wait hint: a Retry-After header (seconds) or a JSON `retry_after`."""
+    candidates = [response.headers.get("retry-after")]
+    if isinstance(body, dict):
+        candidates.append(body.get("retry_after"))
+    for value in candidates:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return min(seconds, MAX_RETRY_AFTER)
+    return None
+
+
+def scrub(value, secrets: tuple[str, ...] = (), *, depth: int = 0):
+    """A provider answer safe to keep: no key fields, no secret anywhere, long strings cut."""
+    if depth > 8:
+        return "…"
+    if isinstance(value, dict):
+        return {
+            str(k)[:80]: scrub(v, secrets, depth=depth + 1)
+            for k, v in list(value.items())[:50]
+            if str(k).lower() not in ("key", "api_key", "apikey", "authorization", "token")
+        }
+    if isinstance(value, list):
+        return [scrub(v, secrets, depth=depth + 1) for v in value[:20]]
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret:
+                value = value.replace(secret, "[key]")
+        return value if len(value) <= 500 else value[:500] + "…"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
