@@ -1,5 +1,6 @@
 #!/bin/sh
-# web: migrate, then serve with gunicorn. worker: run django-q2's cluster. Anything else runs as is.
+# web: migrate, then serve with gunicorn. worker: run django-q2's cluster. engine: the job engine
+# loop (provider submits and polls). Anything else runs as is.
 set -e
 case "$1" in
   web)
@@ -9,6 +10,9 @@ case "$1" in
     ;;
   worker)
     exec python manage.py qcluster
+    ;;
+  engine)
+    exec python manage.py run_engine
     ;;
   *)
     exec "$@"
