@@ -9,7 +9,7 @@ cannot settle a job twice or move it backwards, and a terminal state never chang
 
 import logging
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from studio.billing import ledger
@@ -75,12 +75,15 @@ class SettlementFailed(RuntimeError):
 def _settle(job_id, target: str, error: str) -> None:
     """A terminal state settles the job's reservation: captured on success, released otherwise.
     Anything short of a settlement raises, which rolls the state change back with it."""
-    if target == S.SUCCEEDED:
-        settled = ledger.capture(job_id)
-    else:
-        settled = ledger.release(
-            job_id, f"{S(target).label}: {error}" if error else S(target).label
-        )
+    try:
+        if target == S.SUCCEEDED:
+            settled = ledger.capture(job_id)
+        else:
+            settled = ledger.release(
+                job_id, f"{S(target).label}: {error}" if error else S(target).label
+            )
+    except IntegrityError as violation:  # e.g. a cached figure would leave its allowed range
+        raise SettlementFailed(f"job {job_id} could not settle: {violation}") from violation
     if not settled:  # this call won the state change, so nobody else can have settled it
         raise SettlementFailed(f"job {job_id} became {target} but had no open reservation")
 
