@@ -13,6 +13,8 @@ from studio.models import (
     Membership,
     PriceBookVersion,
     PriceRule,
+    ProviderAccount,
+    ProviderIncident,
     Team,
     User,
 )
@@ -185,3 +187,23 @@ class BudgetWarningAdmin(ReadOnlyAdmin):
     list_filter = ["period"]
     list_select_related = ["team"]
     search_fields = ["team__name", "message"]
+
+
+# --- Providers --------------------------------------------------------------------------------
+# Written only by the job engine (rate limits, incidents); staff read them here and on
+# /staff/providers/.
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(ReadOnlyAdmin):
+    list_display = ["provider", "fingerprint", "paused_until", "last_error_at", "last_success_at"]
+    list_filter = ["provider"]
+    search_fields = ["fingerprint", "last_error"]
+
+
+@admin.register(ProviderIncident)
+class ProviderIncidentAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "provider", "kind", "job", "detail"]
+    list_filter = ["kind", "provider"]
+    list_select_related = ["job"]
+    raw_id_fields = ["job"]
+    search_fields = ["job__id", "detail", "job__team__name"]
+    date_hierarchy = "created_at"

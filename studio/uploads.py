@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError
 
+from studio.engine.source import oriented_size
+
 # MPO is a JPEG with extra pictures appended (many phone cameras); its first picture is the photo.
 ALLOWED_FORMATS = {"PNG": "png", "JPEG": "jpg", "MPO": "jpg", "WEBP": "webp"}
 MIN_SIDE = 64
@@ -73,6 +75,9 @@ def check_image(upload: UploadedFile) -> CheckedImage:
                     f"This is a {fmt} file; only PNG, JPEG and WebP images are accepted."
                 )
             _check_dimensions(width, height)
+            # The size as shown: a phone photo stored sideways is upright to the member, and
+            # every provider crops and shapes it upright.
+            shown = oriented_size(image, apply_orientation=True)
             image.load()  # now decoding is safe: a truncated or corrupt file fails here
     except UnidentifiedImageError:
         raise UploadRefused(
@@ -88,7 +93,7 @@ def check_image(upload: UploadedFile) -> CheckedImage:
         ) from None
     finally:
         upload.seek(0)
-    return CheckedImage(format=fmt, width=width, height=height)
+    return CheckedImage(format=fmt, width=shown[0], height=shown[1])
 
 
 def _too_many_pixels_message(width: int, height: int) -> str:

@@ -34,8 +34,13 @@ urlpatterns = [
     path("staff/teams/<int:team_id>/credits/", staff.staff_grant, name="staff_grant"),
     path("staff/prices/", staff.staff_prices, name="staff_prices"),
     path("staff/audit/", staff.staff_audit, name="staff_audit"),
+    path("staff/providers/", staff.staff_providers, name="staff_providers"),
     path("t/<slug:team_slug>/", include(team_patterns)),
     # Providers: callbacks (unguessable token per job) and input images (signed, expiring).
-    path("hooks/<str:provider_key>/<str:token>/", webhooks.provider_callback, name="provider_callback"),
+    path(
+        "hooks/<str:provider_key>/<str:token>/",
+        webhooks.provider_callback,
+        name="provider_callback",
+    ),
     path("inputs/<str:token>/", inputs.provider_input, name="provider_input"),
 ]

@@ -27,7 +27,9 @@ def callback_url(job: Job) -> str:
 
 
 def _answer(status: int, message: str = "") -> JsonResponse:
-    return JsonResponse({"ok": status == 200} | ({"error": message} if message else {}), status=status)
+    return JsonResponse(
+        {"ok": status == 200} | ({"error": message} if message else {}), status=status
+    )
 
 
 @csrf_exempt

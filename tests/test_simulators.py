@@ -588,3 +588,19 @@ def test_modelslab_outputs_vanish_after_retention(modelslab, site):
     time.sleep(0.21)
     assert httpx.get(done["output"][0]).status_code == 404
     assert modelslab.violations == []
+
+
+def test_modelslab_lost_submit_answers_still_call_back_with_the_track_id(modelslab, site):
+    api = httpx.Client(base_url=modelslab.base_url, timeout=5)
+    modelslab.plan_next(submit="drop", run_seconds=10)
+    modelslab.plan_next(submit=402)
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.post("/video/img2video", json=img2video_body(site, track_id=41))
+    out_of_credits = api.post("/video/img2video_ultra", json=ultra_body(site))
+    assert out_of_credits.status_code == 402 and out_of_credits.json()["status"] == "error"
+
+    wait_for(lambda: len(site.posts) == 1)  # only the dropped one was taken on
+    assert site.hooks("/hook")[0]["track_id"] == 41
+    assert [job.track_id for job in modelslab.jobs.values()] == [41]
+    assert modelslab.requests[0].json["track_id"] == 41
+    assert modelslab.violations == []

@@ -68,7 +68,9 @@ def quote(
     if best is None:
         raise PriceUnavailable(f"No price is set for {provider} {model} with these settings.")
     if best.per_second and duration is None:
-        raise PriceUnavailable(f"{provider} {model} is priced per second, but no duration was given.")
+        raise PriceUnavailable(
+            f"{provider} {model} is priced per second, but no duration was given."
+        )
     amount = best.price(duration)
     if amount <= 0:
         raise PriceUnavailable(

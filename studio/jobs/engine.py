@@ -71,9 +71,9 @@ def claim_submissions(provider: Provider, now: datetime) -> list:
                 status_note="",
             )
         if limit is not None and room <= 0:
-            Job.objects.filter(provider=provider.key, state=S.QUEUED, next_poll_at__lte=now).exclude(
-                status_note=WAITING_FOR_SLOT
-            ).update(status_note=WAITING_FOR_SLOT)
+            Job.objects.filter(
+                provider=provider.key, state=S.QUEUED, next_poll_at__lte=now
+            ).exclude(status_note=WAITING_FOR_SLOT).update(status_note=WAITING_FOR_SLOT)
     return [partial(steps.submit, provider, pk) for pk in ids]
 
 

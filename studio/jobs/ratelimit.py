@@ -15,6 +15,7 @@ from django.utils import timezone
 from studio.models import ProviderAccount
 from studio.providers.base import Provider
 
+
 def account(provider: Provider, fingerprint: str, *, lock: bool = False) -> ProviderAccount:
     rows = ProviderAccount.objects.select_for_update() if lock else ProviderAccount.objects
     found = rows.filter(provider=provider.key, fingerprint=fingerprint).first()

@@ -102,7 +102,9 @@ def poll(provider: Provider, job_ids: list) -> None:
         results = {job.pk: error for job in jobs}
     except Exception:
         log.exception("polling %s failed unexpectedly", provider.key)
-        error = ProviderError(f"{provider.label}: an internal error while checking", permanent=False)
+        error = ProviderError(
+            f"{provider.label}: an internal error while checking", permanent=False
+        )
         results = {job.pk: error for job in jobs}
     for job in jobs:
         missing = ProviderError(f"{provider.label} said nothing of this job.", permanent=False)

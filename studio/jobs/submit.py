@@ -79,4 +79,3 @@ def submit_job(
             job.input_image.delete(save=False)  # the row never existed: neither may its file
         raise
     return job
-

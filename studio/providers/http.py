@@ -115,6 +115,19 @@ def json_answer(response: httpx.Response):
         return None
 
 
+def json_answer_streamed(response: httpx.Response):
+    """json_answer() for a streamed response, reading at most MAX_ANSWER_BYTES."""
+    body = bytearray()
+    for chunk in response.iter_bytes(64 * 1024):
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES * 64:  # a base64 video: generous, still bounded
+            return None
+    try:
+        return json.loads(bytes(body))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
 def retry_after(response: httpx.Response, body=None) -> float | None:
     """The provider's wait hint: a Retry-After header (seconds) or a JSON `retry_after`."""
     candidates = [response.headers.get("retry-after")]

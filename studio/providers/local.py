@@ -79,7 +79,9 @@ class LocalEngine(Provider):
         return {job.pk: stopped for job in jobs}
 
     def render(self, job: Job) -> None:
-        stall_at = timezone.now() + timedelta(seconds=settings.TASK_TIME_LIMIT + STALL_MARGIN_SECONDS)
+        stall_at = timezone.now() + timedelta(
+            seconds=settings.TASK_TIME_LIMIT + STALL_MARGIN_SECONDS
+        )
         claimed = transition(
             job, S.SUBMITTING, S.RUNNING, provider_job_id=f"local-{job.pk}", next_poll_at=stall_at
         )

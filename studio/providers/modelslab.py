@@ -157,26 +157,34 @@ class ModelsLab(Provider):
         common = {"instant_response": True, "webhook": callback_url(job), "temp": False}
         if job.model == IMG2VIDEO.key:
             width, height = _output_size(job)
-            body = params | common | {
-                "init_image": signed_input_url(job),
-                "width": params.get("width", width),
-                "height": params.get("height", height),
-                "enhance_prompt": "yes" if params.get("enhance_prompt") else "no",
-                "track_id": job.pk.int % 2**53,  # an integer in seed 001, safe in JSON
-            }
+            body = (
+                params
+                | common
+                | {
+                    "init_image": signed_input_url(job),
+                    "width": params.get("width", width),
+                    "height": params.get("height", height),
+                    "enhance_prompt": "yes" if params.get("enhance_prompt") else "no",
+                    "track_id": job.pk.int % 2**53,  # an integer in seed 001, safe in JSON
+                }
+            )
         else:
             with job.provider_input.open("rb") as image:
                 encoded = base64.b64encode(image.read()).decode()
             portrait = params.get("portrait", "auto")
             if portrait == "auto":
                 portrait = "yes" if job.input_height > job.input_width else "no"
-            body = params | common | {
-                "init_image": encoded,
-                "base64": True,
-                "portrait": portrait == "yes",
-                "seed": params.get("seed"),
-                "track_id": job.pk.hex,  # a string in seed 004
-            }
+            body = (
+                params
+                | common
+                | {
+                    "init_image": encoded,
+                    "base64": True,
+                    "portrait": portrait == "yes",
+                    "seed": params.get("seed"),
+                    "track_id": job.pk.hex,  # a string in seed 004
+                }
+            )
         return body | {"key": self.api_key()}
 
     # --- calls --------------------------------------------------------------------------------
@@ -253,8 +261,9 @@ class ModelsLab(Provider):
         if word in ("error", "failed"):
             said = body.get("message") or body.get("messege") or "no reason given"
             said = "".join(ch for ch in str(said) if ch.isprintable())[:200]
-            return Status("failed", word=word, message=f"{LABEL} could not make it: {said}",
-                          answer=answer)
+            return Status(
+                "failed", word=word, message=f"{LABEL} could not make it: {said}", answer=answer
+            )
         # An unknown word: keep the job running and look again later.
         log.warning("%s answered an unknown status %r for job %s", LABEL, word[:40], job.pk)
         return Status("running", word=word[:40], answer=answer)

@@ -135,7 +135,11 @@ class ModelSpec:
 
     def clean(self, data) -> tuple[dict, dict[str, list[str]]]:
         """(clean params, {}) or ({}, {field: [messages]}), each message naming field and limit."""
-        form = self.form_class(data)
+        # A parameter left out takes its documented default (an API caller sends only what it
+        # changes; the form always sends every field). Booleans all default to off, so an
+        # unticked box and an absent field mean the same.
+        values = {p.name: data[p.name] if p.name in data else p.default for p in self.params}
+        form = self.form_class(values)
         if not form.is_valid():
             return {}, {name: list(errors) for name, errors in form.errors.items()}
         errors = {}

@@ -7,6 +7,7 @@ reason in the `finish-reason` header. Only the key that started a generation may
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -169,8 +170,16 @@ class Stability(Provider):
                 if response.status_code == 202:
                     response.read()
                     return Status("running", word="in-progress")
-                if response.status_code == 200:
+                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if response.status_code == 200 and kind.startswith("video/"):
                     return self._finished(response)
+                if response.status_code == 200 and kind == "application/json":
+                    return self._finished_as_json(http.json_answer_streamed(response))
+                if response.status_code == 200:  # a proxy's error page, not a video
+                    response.close()
+                    return ProviderError(
+                        f"{LABEL} answered something we could not read.", permanent=False
+                    )
                 response.read()
                 return self._error(response, http.json_answer(response), polling=True)
         except ProviderError as error:
@@ -179,21 +188,38 @@ class Stability(Provider):
     def _finished(self, response: httpx.Response) -> Status:
         reason = response.headers.get("finish-reason", "SUCCESS").upper()
         answer = {"finish_reason": reason, "seed": response.headers.get("seed", "")}
-        if reason == "CONTENT_FILTERED":
+        if reason != "SUCCESS":
             response.close()
+            return self._finished_reason(reason, answer)
+        with tempfile.NamedTemporaryFile(prefix="stability-", suffix=".mp4", delete=False) as out:
+            http.save_body(response, out, settings.MAX_OUTPUT_BYTES)
+        return Status("succeeded", word=reason, output_path=out.name, answer=answer)
+
+    def _finished_reason(self, reason: str, answer=None) -> Status:
+        if reason == "CONTENT_FILTERED":
             return Status(
                 "failed",
                 word=reason,
                 message=f"{LABEL}'s content filter blocked this video. You were not charged.",
-                probably_charged=True,
-                answer=answer,
+                probably_charged=True,  # a filtered generation is a normal 200 at the provider
+                answer=answer or {},
             )
+        return Status("failed", word=reason[:40], message=f"{LABEL} stopped: {reason[:40]}.")
+
+    def _finished_as_json(self, body) -> Status | ProviderError:
+        """The JSON shape of a finished result (a gateway may ignore `accept: video/*`)."""
+        if not isinstance(body, dict) or not isinstance(body.get("video"), str):
+            return ProviderError(f"{LABEL} answered something we could not read.", permanent=False)
+        reason = str(body.get("finish_reason", "SUCCESS")).upper()
         if reason != "SUCCESS":
-            response.close()
-            return Status("failed", word=reason, message=f"{LABEL} stopped: {reason[:40]}.")
+            return self._finished_reason(reason)
+        try:
+            data = base64.b64decode(body["video"], validate=True)
+        except ValueError:
+            return ProviderError(f"{LABEL} sent a video we could not read.", permanent=False)
         with tempfile.NamedTemporaryFile(prefix="stability-", suffix=".mp4", delete=False) as out:
-            http.save_body(response, out, settings.MAX_OUTPUT_BYTES)
-        return Status("succeeded", word=reason, output_path=out.name, answer=answer)
+            out.write(data)
+        return Status("succeeded", word=reason, output_path=out.name)
 
     def _error(self, response: httpx.Response, body, *, polling=False) -> ProviderError:
         code = response.status_code

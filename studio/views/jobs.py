@@ -6,6 +6,7 @@ from django_htmx.http import HttpResponseStopPolling
 from studio.access import find_team_job, team_job_or_404, team_view
 from studio.billing.estimate import estimate
 from studio.forms import NewJobForm
+from studio.jobs import eta
 from studio.jobs.states import cancel
 from studio.jobs.submit import JobRefused, submit_job
 from studio.models import Role
@@ -48,13 +49,14 @@ def params_fields(request):
 @team_view()
 def job_detail(request, job_id):
     job = team_job_or_404(request, job_id)
-    return render(request, "studio/job_detail.html", {"job": job})
+    return render(request, "studio/job_detail.html", {"job": job, "eta": eta.estimate(job)})
 
 
 @team_view()
 def job_status(request, job_id):
     job = team_job_or_404(request, job_id)
-    response = render(request, "studio/job_detail.html#status", {"job": job})
+    context = {"job": job, "eta": eta.estimate(job)}
+    response = render(request, "studio/job_detail.html#status", context)
     if job.is_terminal:
         # 286 tells htmx to stop polling; the swap still happens, so the player appears.
         return HttpResponseStopPolling(response.content)

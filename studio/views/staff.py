@@ -1,4 +1,5 @@
-"""Staff pages: every team's credits with grants and adjustments, the price book, the audit log.
+"""Staff pages: every team's credits with grants and adjustments, the price book, the audit log,
+the providers' health.
 
 To anyone but staff they answer 404, as if they did not exist.
 """
@@ -21,6 +22,7 @@ from studio.billing import ledger
 from studio.billing.errors import CreditError
 from studio.billing.staff import PriceBookChanged, edit_prices, grant_or_adjust, teams_with_figures
 from studio.models import AuditEntry, PriceBookVersion, PriceRule, Team
+from studio.providers.health import all_incidents, provider_health
 from studio.views.htmx import partial_or_page
 
 PAGE_SIZE = 50
@@ -197,3 +199,13 @@ def staff_audit(request):
     for entry in page:  # the page keeps these objects, so the template sees the attributes
         entry.before_text, entry.after_text = _compact(entry.before), _compact(entry.after)
     return render(request, "studio/staff_audit.html", {"page": page})
+
+
+# --- Providers' health ----------------------------------------------------------------------
+@staff_view
+@require_GET
+def staff_providers(request):
+    """Per provider: availability, jobs in flight, errors, paused accounts, incidents."""
+    providers = provider_health()
+    context = {"providers": providers, "incidents": all_incidents(providers)}
+    return render(request, "studio/staff_providers.html", context)

@@ -50,6 +50,7 @@ from .common import (
     seconds_value,
     text_response,
 )
+from .modelslab_fields import flag, validate
 
 API_PREFIX = "/api/v6"
 CREATE_PATHS = {
@@ -65,7 +66,6 @@ FETCH_COURTESY_INTERVAL = 1.0
 MAX_INIT_IMAGE_SIDE = 512  # img2video: height/width ≤ 512, so we send images no larger
 INIT_IMAGE_TIMEOUT = 10.0  # real seconds
 FIRST_ID = 1000
-MODELS = ("svd", "wan2.2", "ltx-2.3")
 TIP = (
     "Your request is processing in the background; fetch it with the fetch_result URL "
     "after the given estimated time."
@@ -233,6 +233,13 @@ class ModelsLabSimulator(Simulator):
             return refusal
         now = request.at
 
+        errors = validate(body, endpoint) + self._check_init_image(body, endpoint)
+        if errors:
+            for message in errors:
+                self.violation(f"{endpoint} refused: {message}")
+            return self._error(endpoint, "; ".join(errors))
+
+        # Count, decide and create under one lock: concurrent submits must not slip past the limit.
         with self.lock:
             blocked_until = self._submit_blocked.get(key, 0.0)
             if now < blocked_until:
@@ -246,20 +253,13 @@ class ModelsLabSimulator(Simulator):
                     f"more than {self.queue_limit} queued requests on the {self.account_plan} "
                     f"plan: our client must hold jobs back itself"
                 )
-                return self._too_many(key, now, endpoint)
-
-        errors = _validate(body, endpoint) + self._check_init_image(body, endpoint)
-        if errors:
-            for message in errors:
-                self.violation(f"{endpoint} refused: {message}")
-            return self._error(endpoint, "; ".join(errors))
-
-        plan = self.take_plan()
-        if isinstance(plan.submit, int):
-            if plan.submit == 429:
-                return self._too_many(key, now, endpoint)
-            return self._error(endpoint, ERROR_MESSAGES[plan.submit], plan.submit)
-        job = self._new_job(request, endpoint, key, plan, body)
+                return self._too_many(key, now)
+            plan = self.take_plan()
+            if isinstance(plan.submit, int):
+                if plan.submit == 429:
+                    return self._too_many(key, now)
+                return self._error(endpoint, ERROR_MESSAGES[plan.submit], plan.submit)
+            job = self._new_job(request, endpoint, key, plan, body)
         if plan.submit == "garbage":
             return garbage_response()
         answer = json_response(200, self._state_answer(job, now, created=True))
@@ -267,22 +267,21 @@ class ModelsLabSimulator(Simulator):
         answer.drop = plan.submit == "drop"
         return answer
 
-    def _too_many(self, key: str, now: float, endpoint: str) -> Response:
+    def _too_many(self, key: str, now: float) -> Response:
+        """The documented 429, spelt `message` on every endpoint as providers.md quotes it."""
         with self.lock:
             self._submit_blocked[key] = now + self.scaled(RETRY_AFTER)
-        return self._error(
-            endpoint,
-            ERROR_MESSAGES[429],
-            429,
-            retry_after=seconds_value(self.scaled(RETRY_AFTER)),
-        )
+        return self._error("any", ERROR_MESSAGES[429], 429, retry_after=self._retry_after())
+
+    def _retry_after(self) -> int | float:
+        return seconds_value(self.scaled(RETRY_AFTER))
 
     def _check_init_image(self, body: dict, endpoint: str) -> list[str]:
         """Fetch or decode `init_image` as ModelsLab would, and look at the picture."""
         value = body.get("init_image")
         if not isinstance(value, str) or not value:
-            return []  # reported by _validate
-        if endpoint == "img2video_ultra" and _flag(body.get("base64")):
+            return []  # reported by validate()
+        if endpoint == "img2video_ultra" and flag(body.get("base64")):
             encoded = value.split(",", 1)[1] if value.startswith("data:") else value
             try:
                 data = base64.b64decode(encoded, validate=True)
@@ -323,7 +322,7 @@ class ModelsLabSimulator(Simulator):
         )
         done_at = now if plan.instant_success else now + self.scaled(plan.run_seconds)
         request_copy = {k: v for k, v in body.items() if k != "key"}
-        if _flag(body.get("base64")):
+        if flag(body.get("base64")):
             request_copy["init_image"] = f"<{len(str(body.get('init_image')))} base64 chars>"
         with self.lock:
             job_id = self._next_id
@@ -433,8 +432,7 @@ class ModelsLabSimulator(Simulator):
         if failure == "garbage":
             return garbage_response()
         if failure == 429:
-            retry_after = seconds_value(self.scaled(RETRY_AFTER))
-            return self._error("fetch", ERROR_MESSAGES[429], 429, retry_after=retry_after)
+            return self._error("fetch", ERROR_MESSAGES[429], 429, retry_after=self._retry_after())
         if failure is not None:
             return self._error("fetch", ERROR_MESSAGES[failure], failure)
         return json_response(200, self._state_answer(job, now))
@@ -562,119 +560,3 @@ class ModelsLabSimulator(Simulator):
             lines.append(f"{len(self.violations)} violation(s)")
             lines += [f"  - {v}" for v in self.violations]
         return "\n".join(lines) + "\n"
-
-
-# --- Field checks (the seeds' tables) -----------------------------------------------------------
-def _flag(value: Any) -> bool:
-    """A documented TRUE/FALSE field: JSON booleans, or the words the docs and meta use."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "yes")
-    return value is True
-
-
-class _Fields:
-    def __init__(self, body: dict[str, Any]):
-        self.body = body
-        self.errors: list[str] = []
-
-    def get(self, name: str) -> Any:
-        return self.body.get(name)  # null counts as absent, as in the seeds' examples
-
-    def number(self, name, low=None, high=None, *, integer=False, required=False) -> None:
-        value = self.get(name)
-        if value is None:
-            if required:
-                self.errors.append(f"{name}: required")
-            return
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.errors.append(f"{name}: must be a number, not {value!r}")
-        elif integer and not float(value).is_integer():
-            self.errors.append(f"{name}: must be a whole number, not {value!r}")
-        elif low is not None and value < low:
-            self.errors.append(f"{name}: must be at least {low:g}, not {value!r}")
-        elif high is not None and value > high:
-            self.errors.append(f"{name}: the maximum is {high:g}, not {value!r}")
-
-    def choice(self, name, choices) -> None:
-        value = self.get(name)
-        if value is not None and value not in choices:
-            self.errors.append(f"{name}: must be one of {', '.join(choices)}, not {value!r}")
-
-    def text(self, name, *, required=False) -> None:
-        value = self.get(name)
-        if value is None or value == "":
-            if required:
-                self.errors.append(f"{name}: required")
-        elif not isinstance(value, str):
-            self.errors.append(f"{name}: must be a string, not {value!r}")
-
-    def boolean(self, name) -> None:
-        value = self.get(name)
-        words = ("true", "false", "yes", "no")
-        if value is not None and not (
-            isinstance(value, bool) or (isinstance(value, str) and value.lower() in words)
-        ):
-            self.errors.append(f"{name}: must be true or false, not {value!r}")
-
-    def our_rules(self, track_id_type: type) -> None:
-        """What our own client promises to send on every request (providers.md §2)."""
-        if not _flag(self.get("instant_response")):
-            self.errors.append(
-                "instant_response: must be true, or the request is held open and the submit "
-                "looks like a timeout"
-            )
-        webhook = self.get("webhook")
-        if not isinstance(webhook, str) or not webhook.startswith(("http://", "https://")):
-            self.errors.append(f"webhook: an http(s) URL is required, not {webhook!r}")
-        track_id = self.get("track_id")
-        if track_id is None:
-            self.errors.append(
-                "track_id: required, so a job whose submit answer was lost can be recognised "
-                "when its webhook arrives"
-            )
-        elif isinstance(track_id, bool) or not isinstance(track_id, track_id_type):
-            self.errors.append(
-                f"track_id: must be {'an integer' if track_id_type is int else 'a string'} "
-                f"on this endpoint, not {track_id!r}"
-            )
-
-
-def _validate(body: dict[str, Any], endpoint: str) -> list[str]:
-    fields = _Fields(body)
-    fields.text("init_image", required=True)
-    fields.text("negative_prompt")
-    fields.boolean("temp")
-    if endpoint == "img2video":  # seed 001
-        fields.choice("model_id", MODELS)
-        fields.text("prompt")
-        fields.choice("enhance_prompt", ("yes", "no"))
-        fields.number("height", 1, 512, integer=True)
-        fields.number("width", 1, 512, integer=True)
-        fields.number("num_frames", 1, 25, integer=True)
-        fields.number("num_inference_steps", 1, 50, integer=True)
-        fields.number("min_guidance_scale", 1, 8)
-        fields.number("max_guidance_scale", 1, 8)
-        fields.number("motion_bucket_id", integer=True)
-        fields.number("noise_aug_strength", 0, 1)
-        fields.number("fps", 1, 16, integer=True)
-        fields.choice("output_type", ("mp4", "gif"))
-        fields.choice("latent_interpolation_method", ("lerp", "slerp"))
-        fields.number("clip_skip", 1, 2, integer=True)
-        fields.our_rules(int)
-    else:  # seed 004
-        fields.text("prompt", required=True)
-        fields.number("seed", 0, integer=True)
-        fields.number("resolution", 1, 480, integer=True)
-        fields.number("num_frames", 1, integer=True)
-        fields.number("num_inference_steps", 1, 25, integer=True)
-        fields.number("guidance_scale", 0, 8)
-        fields.number("fps", 1, 16, integer=True)
-        fields.boolean("portrait")
-        fields.number("sample_shift", 0, 10, integer=True)
-        fields.boolean("base64")
-        fields.our_rules(str)
-        fps, frames = body.get("fps"), body.get("num_frames")
-        frames = 81 if frames is None else frames  # the documented default
-        if isinstance(fps, int | float) and isinstance(frames, int | float) and fps >= frames:
-            fields.errors.append(f"fps: should be less than num_frames ({frames}), not {fps}")
-    return fields.errors
