@@ -1,7 +1,6 @@
 """Stability (EZLink) through its simulator over real HTTP: the whole life of a job, every
 documented failure, the account's rate limit and a worker killed mid-submit."""
 
-import io
 import os
 import signal
 import subprocess
@@ -12,14 +11,7 @@ import av
 import pytest
 
 from studio.models import EntryKind, IncidentKind, Job, JobState, ProviderIncident
-from tests.providers import (  # noqa: F401 - fixtures
-    STABILITY_KEY,
-    make_due,
-    run_engine_until,
-    settled,
-    stability,
-    submit,
-)
+from tests.providers import STABILITY_KEY, make_due, run_engine_until, settled, submit
 from tests.worker import ROOT, test_database_url
 
 S = JobState

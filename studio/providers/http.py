@@ -47,7 +47,9 @@ def send(label: str, base_url: str, method: str, path: str, *, submit=False, **k
         return client(base_url).request(method, path, **kwargs)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
         # Never reached the provider: safe to try again.
-        raise ProviderError(f"{label} could not be reached ({_kind(error)}).", permanent=False)
+        raise ProviderError(
+            f"{label} could not be reached ({_kind(error)}).", permanent=False
+        ) from None
     except httpx.TransportError as error:
         if submit:
             raise OutcomeUnknown(
@@ -63,7 +65,9 @@ def send_streaming(label: str, base_url: str, method: str, path: str, **kwargs):
         with client(base_url).stream(method, path, **kwargs) as response:
             yield response
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-        raise ProviderError(f"{label} could not be reached ({_kind(error)}).", permanent=False)
+        raise ProviderError(
+            f"{label} could not be reached ({_kind(error)}).", permanent=False
+        ) from None
     except httpx.TransportError as error:
         raise ProviderError(f"{label} did not answer ({_kind(error)}).", permanent=False) from None
 
@@ -83,11 +87,15 @@ def save_body(response: httpx.Response, target, limit: int) -> int:
 def stream(label: str, url: str, *, headers=None, timeout: float = 120.0):
     """Stream a GET (an output file), mapping transport failures like send()."""
     try:
-        with httpx.Client(follow_redirects=True, timeout=timeout) as plain:
-            with plain.stream("GET", url, headers=headers or {}) as response:
-                yield response
+        with (
+            httpx.Client(follow_redirects=True, timeout=timeout) as plain,
+            plain.stream("GET", url, headers=headers or {}) as response,
+        ):
+            yield response
     except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-        raise ProviderError(f"{label} could not be reached ({_kind(error)}).", permanent=False)
+        raise ProviderError(
+            f"{label} could not be reached ({_kind(error)}).", permanent=False
+        ) from None
     except httpx.TransportError as error:
         raise ProviderError(
             f"{label} broke off the download ({_kind(error)}).", permanent=False

@@ -147,7 +147,9 @@ class ModelsLab(Provider):
             with job.input_image.open("rb") as source:
                 fitted = fit_within(source, side)
         except (OSError, ValueError) as error:
-            raise ProviderError(f"The image could not be prepared: {error}", permanent=True)
+            raise ProviderError(
+                f"The image could not be prepared: {error}", permanent=True
+            ) from None
         job.provider_input.save(f"{job.pk.hex}.{fitted.extension}", ContentFile(fitted.data))
 
     def _request_body(self, job) -> dict:

@@ -45,7 +45,7 @@ class Param:
                 error_messages={
                     "min_value": f"{label} must be at least {_bound(self.lo)}{unit}.",
                     "max_value": f"{label} must be at most {_bound(self.hi)}{unit}.",
-                    "invalid": f"{label} must be a {'whole ' if whole else ''}number from {limits}.",
+                    "invalid": f"{label} must be a {'whole ' * whole}number from {limits}.",
                     "required": f"{label} is required.",
                 },
                 **common,
@@ -138,7 +138,7 @@ class ModelSpec:
         # A parameter left out takes its documented default (an API caller sends only what it
         # changes; the form always sends every field). Booleans all default to off, so an
         # unticked box and an absent field mean the same.
-        values = {p.name: data[p.name] if p.name in data else p.default for p in self.params}
+        values = {p.name: data.get(p.name, p.default) for p in self.params}
         form = self.form_class(values)
         if not form.is_valid():
             return {}, {name: list(errors) for name, errors in form.errors.items()}

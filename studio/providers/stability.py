@@ -128,7 +128,9 @@ class Stability(Provider):
                     source, STABILITY_SIZES[orientation], focus=focus, max_bytes=MAX_UPLOAD_BYTES
                 )
         except (OSError, ValueError) as error:
-            raise ProviderError(f"The image could not be prepared: {error}", permanent=True)
+            raise ProviderError(
+                f"The image could not be prepared: {error}", permanent=True
+            ) from None
         job.provider_input.save(f"{job.pk.hex}.{fitted.extension}", ContentFile(fitted.data))
 
     def submit(self, job) -> Submitted:
