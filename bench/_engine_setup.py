@@ -162,6 +162,32 @@ def schedule(jobs, due_times: list[datetime]) -> None:
             )
 
 
+def add_stability_generation(sim, gid: str, created: float, run_seconds: float):
+    """Put a generation straight into a StabilitySimulator's table, as if its upload had arrived
+    at `created` (time.monotonic()): thousands of uploads would take minutes and measure nothing
+    here. Returns the simulator's Generation."""
+    from tests.simulators import Generation, Plan
+
+    plan = Plan(run_seconds=run_seconds)
+    done_at = created + sim.scaled(run_seconds)
+    generation = Generation(
+        id=gid,
+        key=sim.api_keys[0],
+        plan=plan,
+        created=created,
+        done_at=done_at,
+        expires_at=done_at + sim.scaled(plan.retention_seconds),
+        seed=1,
+        image_size=(1024, 576),
+        image_format="PNG",
+        params={},
+        client_headers={},
+    )
+    with sim.lock:
+        sim.generations[generation.id] = generation
+    return generation
+
+
 class Clock:
     """Converts between the simulators' time.monotonic() and the engine's wall clock."""
 

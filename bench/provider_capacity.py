@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _engine_setup as setup  # noqa: E402
 
-from tests.simulators import Generation, Plan, StabilitySimulator  # noqa: E402
+from tests.simulators import StabilitySimulator  # noqa: E402
 
 DATABASE = "studio_bench_capacity"
 KEY = "bench-stability-key"
@@ -55,33 +55,13 @@ class UnlimitedStability(StabilitySimulator):
             raise RuntimeError("StabilitySimulator changed: no _recent window to widen")
         self._recent = defaultdict(lambda: deque(maxlen=1))
 
-    def add_generation(self, gid: str, created: float, run_seconds: float) -> Generation:
-        """A generation as if submitted at `created` (time.monotonic()), without the upload."""
-        plan = Plan(run_seconds=run_seconds)
-        done_at = created + self.scaled(run_seconds)
-        generation = Generation(
-            id=gid,
-            key=self.api_keys[0],
-            plan=plan,
-            created=created,
-            done_at=done_at,
-            expires_at=done_at + self.scaled(plan.retention_seconds),
-            seed=1,
-            image_size=(1024, 576),
-            image_format="PNG",
-            params={},
-            client_headers={},
-        )
-        with self.lock:
-            self.generations[generation.id] = generation
-        return generation
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--scale", type=float, default=1.0, help="PROVIDER_TIME_SCALE")
     parser.add_argument("--threads", type=int, default=None, help="ENGINE_THREADS (default 8)")
+    parser.add_argument("--dump", help="write every poll (arrival s, lag s, status) to this file")
     args = parser.parse_args()
     rng = random.Random(7)
     sim = UnlimitedStability(KEY, time_scale=args.scale).start()
@@ -117,7 +97,9 @@ def main() -> None:
         start = time.monotonic() + 2.0  # the first polls fall due from here on
         generations = []
         for gid, run in zip(ids, runs, strict=True):
-            generations.append(sim.add_generation(gid, start - rng.uniform(0, interval), run))
+            generations.append(
+                setup.add_stability_generation(sim, gid, start - rng.uniform(0, interval), run)
+            )
         setup.schedule(jobs, [clock.wall(g.created + interval) for g in generations])
         late_start = max(0.0, time.monotonic() - start)
 
@@ -153,6 +135,16 @@ def main() -> None:
                 continue
             needed = math.ceil(generation.plan.run_seconds / POLL_INTERVAL)
             ratios.append(generation.polls / needed)
+        if args.dump:
+            with open(args.dump, "w") as out:
+                for generation in generations:
+                    previous = generation.created
+                    for at in generation.poll_times:
+                        print(
+                            f"{at - start:.3f} {at - previous - interval:.3f} {generation.id[:8]}",
+                            file=out,
+                        )
+                        previous = at
         rejected = sum(1 for r in sim.requests if r.status == 429)
         polls = sum(g.polls for g in generations)
         print(

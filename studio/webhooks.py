@@ -3,6 +3,7 @@ callback only wakes its job: the next poll (which honours the provider's spacing
 changed, so duplicated, late, out-of-order and forged callbacks change nothing by themselves."""
 
 import logging
+import re
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -18,6 +19,7 @@ from studio.providers.base import Provider, WebhookHint, WebhookRejected
 S = JobState
 log = logging.getLogger(__name__)
 MAX_CALLBACK_BYTES = 64 * 1024
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe's alphabet
 
 
 def callback_url(job: Job) -> str:
@@ -43,7 +45,7 @@ def provider_callback(request, provider_key: str, token: str):
     if length > MAX_CALLBACK_BYTES:
         return _answer(413, f"A callback body must be at most {MAX_CALLBACK_BYTES} bytes.")
     job = None
-    if provider is not None and len(token) <= 64:
+    if provider is not None and TOKEN_SHAPE.fullmatch(token):  # no NUL or surrogate to the DB
         job = Job.objects.filter(provider=provider_key, webhook_token=token).first()
     if job is None:
         log.warning("callback for an unknown job (%s)", provider_key[:32])

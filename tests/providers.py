@@ -28,6 +28,23 @@ def stability(settings):
     http.reset_clients()
 
 
+@pytest.fixture
+def modelslab(settings, live_server):
+    """ModelsLab's simulator (Basic plan). It fetches our signed input URLs and posts webhooks to
+    our app over real HTTP, so the app is served by pytest-django's live server."""
+    from tests.simulators import ModelsLabSimulator
+
+    with ModelsLabSimulator(MODELSLAB_KEY, plan="basic", time_scale=TIME_SCALE) as sim:
+        settings.MODELSLAB_API_KEY = MODELSLAB_KEY
+        settings.MODELSLAB_BASE_URL = sim.base_url
+        settings.MODELSLAB_PLAN = "basic"
+        settings.PROVIDER_TIME_SCALE = TIME_SCALE
+        settings.PUBLIC_BASE_URL = live_server.url
+        http.reset_clients()
+        yield sim
+    http.reset_clients()
+
+
 def submit(membership, image, provider, **params) -> Job:
     return submit_job(membership, image, provider, params)
 

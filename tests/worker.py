@@ -21,16 +21,22 @@ def test_database_url() -> str:
     return f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def start_worker() -> subprocess.Popen:
-    env = os.environ | {
-        "DATABASE_URL": test_database_url(),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "DEBUG": "true",
-        "Q_WORKERS": "1",
-    }
+def start_worker(command: str = "qcluster", **extra_env: str) -> subprocess.Popen:
+    """`manage.py qcluster` (or `run_engine`) against the test database and media folder."""
+    env = (
+        os.environ
+        | {
+            "DATABASE_URL": test_database_url(),
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "DEBUG": "true",
+            "Q_WORKERS": "1",
+            "ENGINE_THREADS": "2",
+        }
+        | extra_env
+    )
     env.pop("REDIS_URL", None)  # the ORM broker: the web side enqueues into the same database
     return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
+        [sys.executable, "manage.py", command],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

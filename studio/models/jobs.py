@@ -130,11 +130,22 @@ class Job(models.Model):
 
     @property
     def title(self) -> str:
+        """What a person calls this job: its camera move or prompt, else its model."""
         p = self.params
-        parts = [p.get("motion", "video").replace("_", " ").capitalize()]
-        parts += [f"{p['duration']} s"] if "duration" in p else []
-        parts += [p["resolution"]] if "resolution" in p else []
+        first = str(p.get("motion") or "").replace("_", " ").capitalize()
+        first = first or str(p.get("prompt") or "")[:40].strip() or self.model_label
+        parts = [first]
+        parts += [f"{p['duration']} s"] if p.get("duration") else []
+        parts += [str(p["resolution"])] if p.get("resolution") else []
         return " · ".join(parts)
+
+    @property
+    def model_label(self) -> str:
+        from studio.providers import PROVIDERS
+
+        provider = PROVIDERS.get(self.provider)
+        spec = provider.model(self.model) if provider else None
+        return spec.label if spec else self.model or "Video"
 
     @property
     def settlement(self):

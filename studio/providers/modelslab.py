@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 
 from studio.inputs import signed_input_url
+from studio.models import Job, JobState
 from studio.providers import http
 from studio.providers.base import (
     OutcomeUnknown,
@@ -150,7 +151,16 @@ class ModelsLab(Provider):
             raise ProviderError(
                 f"The image could not be prepared: {error}", permanent=True
             ) from None
-        job.provider_input.save(f"{job.pk.hex}.{fitted.extension}", ContentFile(fitted.data))
+        job.provider_input.save(
+            f"{job.pk.hex}.{fitted.extension}", ContentFile(fitted.data), save=False
+        )
+        # Only this column, and only while the job is still being submitted: saving the whole
+        # row would write back a state the engine may have moved on from (expired meanwhile).
+        if not Job.objects.filter(pk=job.pk, state=JobState.SUBMITTING).update(
+            provider_input=job.provider_input.name
+        ):
+            job.provider_input.delete(save=False)
+            raise ProviderError("The job ended before it was sent.", permanent=True)
 
     def _request_body(self, job) -> dict:
         from studio.webhooks import callback_url
@@ -220,7 +230,15 @@ class ModelsLab(Provider):
             except ProviderError as error:
                 results[job.pk] = error
                 continue
-            results[job.pk] = self._status(response, http.json_answer(response), job=job)
+            body = http.json_answer(response)
+            if job.state == JobState.SUBMITTING and _names_another_track(job, body):
+                # Confirming an id a callback claimed, and the answer is another job's: the claim
+                # was false (studio.jobs.steps clears it and the job keeps waiting).
+                results[job.pk] = ProviderError(
+                    f"{LABEL}: that id is another job's.", permanent=True
+                )
+                continue
+            results[job.pk] = self._status(response, body, job=job)
         return results
 
     def _status(self, response, body, *, job) -> Status | ProviderError:
@@ -278,15 +296,30 @@ class ModelsLab(Provider):
             raise WebhookRejected("The body is not JSON.") from None
         if not isinstance(payload, dict):
             raise WebhookRejected("The body is not a JSON object.")
-        expected = job.pk.int % 2**53 if job.model == IMG2VIDEO.key else job.pk.hex
         track = payload.get("track_id")
-        if track is not None and str(track) != str(expected):
+        if track is not None and str(track) != str(_track_id(job)):
             raise WebhookRejected("The track_id is not this job's.")
-        provider_id = payload.get("id")
-        if isinstance(provider_id, bool | dict | list) or provider_id is None:
-            provider_id = ""
+        provider_id = str(payload.get("id", "")) if _is_id(payload.get("id")) else ""
         note = str(payload.get("status", ""))[:20]
-        return WebhookHint(provider_job_id=str(provider_id)[:255], note=note)
+        return WebhookHint(provider_job_id=provider_id, note=note)
+
+
+def _track_id(job) -> int | str:
+    """What we send as `track_id`: an integer for img2video (seed 001), a string for ultra."""
+    return job.pk.int % 2**53 if job.model == IMG2VIDEO.key else job.pk.hex
+
+
+def _names_another_track(job, body) -> bool:
+    meta = body.get("meta") if isinstance(body, dict) else None
+    echoed = meta.get("track_id") if isinstance(meta, dict) else None
+    return echoed is not None and str(echoed) != str(_track_id(job))
+
+
+def _is_id(value) -> bool:
+    """ModelsLab's ids are integers (sent as numbers or digit strings); anything else is no id."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 0 <= value < 10**20
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20
 
 
 def _output_size(job) -> tuple[int, int]:
