@@ -2,37 +2,13 @@
 
 The job runs on a real `qcluster` worker process, and the page learns of it by polling."""
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from django_q.conf import Conf
 
 from tests.conftest import make_image_bytes
 from tests.worker import start_worker, stop_worker
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-@pytest.fixture
-def chromium_path():
-    if not CHROMIUM.exists():
-        message = "Chromium is missing: run bin/install-browser (or apt-get install -y chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return str(CHROMIUM)
 
 
 @pytest.fixture
@@ -43,16 +19,6 @@ def worker(monkeypatch, transactional_db):
     output = stop_worker(process)
     if "Traceback" in output:
         print(output)
-
-
-@pytest.fixture
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.browser

@@ -13,7 +13,6 @@ from studio.providers import http
 from tests.conftest import make_image_bytes
 from tests.providers import MODELSLAB_KEY, STABILITY_KEY
 from tests.simulators import ModelsLabSimulator, StabilitySimulator
-from tests.test_browser import browser, chromium_path  # noqa: F401 - fixtures
 from tests.worker import start_worker, stop_worker
 
 TIME_SCALE = 0.05

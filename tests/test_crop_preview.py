@@ -7,7 +7,6 @@ form shaped like the new-job form (a file input, and Stability's orientation / f
 import functools
 import http.server
 import io
-import os
 import threading
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from django.template.loader import render_to_string
 from PIL import Image
 
 from tests.conftest import make_image_bytes
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -52,16 +50,6 @@ PAGE = """<!DOCTYPE html>
 
 
 @pytest.fixture
-def chromium_path():
-    if not CHROMIUM.exists():
-        message = "Chromium is missing: run bin/install-browser (or apt-get install -y chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return str(CHROMIUM)
-
-
-@pytest.fixture
 def site(tmp_path, settings):
     """Serves tmp_path (the pages) and /static/ (the project's files) on 127.0.0.1."""
     settings.STATIC_URL = "/static/"
@@ -87,16 +75,6 @@ def site(tmp_path, settings):
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
-
-
-@pytest.fixture
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
