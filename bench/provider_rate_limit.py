@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.1, help="PROVIDER_TIME_SCALE")
     parser.add_argument("--seconds", type=float, default=75.0, help="real seconds to run")
     parser.add_argument("--threads", type=int, default=None, help="ENGINE_THREADS (default 8)")
+    parser.add_argument("--dump", help="write every request (documented s since start, status)")
     args = parser.parse_args()
     rng = random.Random(11)
     sim = StabilitySimulator(KEY, time_scale=args.scale).start()
@@ -100,6 +101,10 @@ def main() -> None:
         first_round_done = max((g.poll_times[0] for g in generations if g.poll_times), default=end)
         steady = [r.at for r in polls if r.at >= first_round_done]
         steady_rate = len(steady) / max(1e-9, documented(end - first_round_done)) * RATE_WINDOW
+        if args.dump:
+            with open(args.dump, "w") as out:
+                for record in sim.requests:
+                    print(f"{documented(record.at - start):.3f} {record.status}", file=out)
         windows = busiest_windows([r.at for r in polls], sim.scaled(RATE_WINDOW))
         print(
             f"{len(polls)} polls in {span:.0f} documented s ({len(polls) / span * RATE_WINDOW:.0f} "

@@ -121,3 +121,14 @@ def test_the_price_keys_come_from_the_adapter(db):
     local = PROVIDERS["local"]
     keys = local.price_keys("camera-motion-v1", {"duration": 7, "fps": 24})
     assert quote("local", "camera-motion-v1", keys).amount == 7
+
+
+def test_an_idle_engine_tick_costs_one_query_and_takes_no_lock(
+    personas, django_assert_num_queries
+):
+    make_job(personas.team, personas.member, state=S.RUNNING)  # running, not due yet
+    Job.objects.update(next_poll_at=timezone.now() + timedelta(minutes=1))
+    from studio.jobs import engine
+
+    with django_assert_num_queries(1):
+        assert engine.tick() == 0

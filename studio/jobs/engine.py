@@ -111,13 +111,28 @@ def claim_polls(provider: Provider, now: datetime) -> list:
     return work + [partial(steps.collect_later, pk) for pk in collect]
 
 
+CLAIMS = {
+    S.SUBMITTING: claim_stale_submissions,
+    S.QUEUED: claim_submissions,
+    S.RUNNING: claim_polls,
+}
+
+
 def claim_due(now: datetime | None = None) -> list:
+    """One cheap read finds which providers have due rows in which state; only those are
+    claimed, so an idle engine costs one indexed query a tick and takes no lock."""
     now = now or timezone.now()
+    due = set(
+        Job.objects.filter(state__in=list(CLAIMS), next_poll_at__lte=now)
+        .order_by()
+        .values_list("provider", "state")
+        .distinct()
+    )
     work = []
     for provider in PROVIDERS.values():
-        work += claim_stale_submissions(provider, now)
-        work += claim_submissions(provider, now)
-        work += claim_polls(provider, now)
+        for state, claim in CLAIMS.items():
+            if (provider.key, state) in due:
+                work += claim(provider, now)
     return work
 
 
