@@ -66,7 +66,7 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            httpx.get(url, timeout=2.0)
+            httpx.get(url, timeout=2.0)  # any answer will do (this one is 405)
             return
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -119,7 +119,7 @@ def main() -> None:
             subprocess.Popen([sys.executable, "manage.py", "qcluster"], env=env, cwd=setup.ROOT)
         )
         processes.append(setup.start_engine(env))
-        wait_for_http(site + "/")
+        wait_for_http(site + "/hooks/modelslab/probe/")  # renders no page: no static manifest
 
         membership = setup.make_member(credits=100 * args.jobs)
         browser = Client()

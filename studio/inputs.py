@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core import signing
 from django.http import FileResponse, Http404
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from studio.models import Job
 
@@ -19,7 +19,7 @@ def signed_input_url(job: Job) -> str:
     return settings.PUBLIC_BASE_URL + reverse("provider_input", args=[token])
 
 
-@require_GET
+@require_safe  # GET or HEAD: some fetchers look before they take
 def provider_input(request, token: str):
     try:
         job_hex = signing.loads(token, salt=SALT, max_age=INPUT_URL_MAX_AGE)

@@ -79,7 +79,10 @@ def wake(provider: Provider, job: Job, hint: WebhookHint) -> str:
     if job.state == S.RUNNING and not job.output_ref:
         due = max(now, (job.last_polled_at or now) + interval)
         pulled = active.filter(
-            state=S.RUNNING, output_ref="", next_poll_at__gt=due, next_poll_at__lte=now + interval
+            state=S.RUNNING,
+            output_ref="",
+            next_poll_at__gt=due,
+            next_poll_at__lte=now + provider.pace,
         ).update(next_poll_at=due)
         return "poll brought forward" if pulled else ""
     return ""

@@ -83,7 +83,7 @@ def test_a_paused_account_grants_nothing_until_the_pause_is_over(db, settings):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_processes_racing_for_tokens_never_get_more_than_the_bucket_holds(db, settings):
     settings.STABILITY_API_KEY = "k"
     fingerprint = _fresh_bucket()
@@ -123,9 +123,7 @@ def test_the_price_keys_come_from_the_adapter(db):
     assert quote("local", "camera-motion-v1", keys).amount == 7
 
 
-def test_an_idle_engine_tick_costs_one_query_and_takes_no_lock(
-    personas, django_assert_num_queries
-):
+def test_an_idle_engine_tick_costs_one_query_and_takes_no_lock(personas, django_assert_num_queries):
     make_job(personas.team, personas.member, state=S.RUNNING)  # running, not due yet
     Job.objects.update(next_poll_at=timezone.now() + timedelta(minutes=1))
     from studio.jobs import engine

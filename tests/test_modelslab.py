@@ -506,11 +506,6 @@ def test_a_callback_naming_another_jobs_id_does_not_hand_this_job_that_video(
     assert len(modelslab.jobs) == 2 and modelslab.violations == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="studio/jobs/steps.py outcome_unknown() ignores a claim recorded while the submission "
-    "was in flight: the job waits for its deadline (30 min) though the provider named it",
-)
 def test_a_callback_that_overtakes_the_lost_answer_still_reconciles_the_job(
     member, modelslab, image_upload, monkeypatch
 ):

@@ -13,12 +13,14 @@ from django.utils import timezone
 
 from studio.jobs.engine import POLL_LEASE
 from studio.models import Job, JobState
+from studio.providers.modelslab import ModelsLab
 from studio.webhooks import MAX_CALLBACK_BYTES
 from tests.factories import make_job
 
 S = JobState
 pytestmark = pytest.mark.django_db
-INTERVAL = timedelta(seconds=10)  # ModelsLab's minimum poll spacing, unscaled
+INTERVAL = ModelsLab.poll_interval  # the usual pace of ModelsLab polls, unscaled
+SPACING = ModelsLab.min_poll_interval  # the closest a callback may bring the next poll
 FAR = timedelta(minutes=30)
 
 
@@ -134,17 +136,17 @@ def test_a_callback_brings_a_running_jobs_poll_forward(client, personas):
 
 def test_never_closer_than_the_minimum_interval_after_the_last_poll(client, personas):
     now = timezone.now()
-    polled = now - timedelta(seconds=2)
+    polled = now - SPACING / 2
     job = modelslab_job(
         personas,
         S.RUNNING,
         provider_job_id="4242",
         last_polled_at=polled,
-        next_poll_at=now + INTERVAL - timedelta(seconds=1),
+        next_poll_at=polled + INTERVAL,
     )
     assert post(client, job, success(job)).status_code == 200
     job.refresh_from_db()
-    assert job.next_poll_at == polled + INTERVAL
+    assert job.next_poll_at == polled + SPACING
     assert job.state == S.RUNNING and job.output_ref == ""
 
 

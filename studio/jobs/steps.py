@@ -68,7 +68,7 @@ def record_submitted(provider: Provider, job: Job, submitted: Submitted) -> None
         S.RUNNING,
         provider_job_id=submitted.provider_job_id,
         deadline_at=now + provider.figure(provider.deadline_for(job)),
-        next_poll_at=now + provider.figure(provider.min_poll_interval),
+        next_poll_at=now + provider.pace,
         transient_errors=0,
         status_note="",
         claimed_provider_id="",
@@ -132,8 +132,9 @@ def apply(provider: Provider, job: Job, result: Status | ProviderError, sent_at)
         if result.progress is not None:
             seen["progress"] = max(0, min(99, result.progress))
         if result.eta_seconds is not None:
-            seen["eta_at"] = sent_at + timedelta(seconds=max(0.0, result.eta_seconds))
-        due = sent_at + provider.figure(provider.min_poll_interval)
+            eta = provider.figure(timedelta(seconds=max(0.0, result.eta_seconds)))
+            seen["eta_at"] = sent_at + eta
+        due = sent_at + provider.pace
         Job.objects.filter(pk=job.pk, state=S.RUNNING).update(next_poll_at=due, **seen)
     elif result.state == "failed":
         message = result.message or f"{provider.label} could not make this video."
@@ -225,12 +226,16 @@ def outcome_unknown(provider: Provider, job: Job, detail: str) -> None:
         )
         return
     deadline = now + provider.figure(provider.deadline_for(job))
-    Job.objects.filter(pk=job.pk, state=S.SUBMITTING).update(
+    waiting = Job.objects.filter(pk=job.pk, state=S.SUBMITTING)
+    waiting.update(
         outcome_unknown_at=now,
         deadline_at=deadline,
         next_poll_at=deadline,
         status_note=f"Waiting for {provider.label} to confirm it received this job.",
     )
+    # The provider's callback may have named the job while our request still waited for its
+    # answer: confirm that claim now rather than at the deadline.
+    waiting.exclude(claimed_provider_id="").update(next_poll_at=now)
 
 
 def resolve_stale_submission(provider: Provider, job_id) -> None:

@@ -99,7 +99,8 @@ class Provider:
     remote: bool = True
 
     # Operating figures, as documented by the provider (scaled() compresses them for simulators).
-    min_poll_interval: timedelta = timedelta(seconds=10)
+    min_poll_interval: timedelta = timedelta(seconds=10)  # never closer than this per job
+    poll_interval: timedelta | None = None  # the usual pace (None: the minimum)
     rate_limit: RateLimit | None = None
     batch_size: int = 1  # jobs one poll request can answer for
     output_retention: timedelta = timedelta(hours=24)
@@ -110,6 +111,11 @@ class Provider:
     can_reconcile: bool = False
     # Our own engine: a lost submission can simply be made again, nothing is spent.
     resend_safe: bool = False
+
+    @property
+    def pace(self) -> timedelta:
+        """How long after a poll the next one is due, unless a callback brings it forward."""
+        return self.figure(self.poll_interval or self.min_poll_interval)
 
     def figure(self, duration: timedelta) -> timedelta:
         """One of this provider's documented durations as the engine uses it (time-scaled for
@@ -155,6 +161,31 @@ class Provider:
     # --- talking to the provider ----------------------------------------------------------
     def prepare_input(self, job: Job) -> None:
         """Fit the input image to the provider (stored on the job) before it is sent."""
+
+    def keep_fitted_input(self, job: Job, fit) -> None:
+        """Fit the job's image once with `fit(source) -> PreparedImage` and keep the result as
+        what the provider receives."""
+        from django.core.files.base import ContentFile
+
+        from studio.models import JobState
+
+        if job.provider_input:
+            return
+        try:
+            with job.input_image.open("rb") as source:
+                fitted = fit(source)
+        except (OSError, ValueError) as error:
+            raise ProviderError(
+                f"The image could not be prepared: {error}", permanent=True
+            ) from None
+        name = f"{job.pk.hex}.{fitted.extension}"
+        job.provider_input.save(name, ContentFile(fitted.data), save=False)
+        # Only this column, and only while the job is still being submitted: saving the whole
+        # row would write back a state the engine may have moved on from (expired meanwhile).
+        kept = type(job).objects.filter(pk=job.pk, state=JobState.SUBMITTING)
+        if not kept.update(provider_input=job.provider_input.name):
+            job.provider_input.delete(save=False)
+            raise ProviderError("The job ended before it was sent.", permanent=True)
 
     def submit(self, job: Job) -> Submitted:
         raise NotImplementedError

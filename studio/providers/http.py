@@ -159,7 +159,9 @@ def scrub(value, secrets: tuple[str, ...] = (), *, depth: int = 0):
         return {
             str(k)[:80]: scrub(v, secrets, depth=depth + 1)
             for k, v in list(value.items())[:50]
-            if str(k).lower() not in ("key", "api_key", "apikey", "authorization", "token")
+            # Keys, and our own callback URL (its token): nothing a stored answer needs.
+            if str(k).lower()
+            not in ("key", "api_key", "apikey", "authorization", "token", "webhook", "webhookurl")
         }
     if isinstance(value, list):
         return [scrub(v, secrets, depth=depth + 1) for v in value[:20]]

@@ -12,10 +12,9 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 
 from studio.inputs import signed_input_url
-from studio.models import Job, JobState
+from studio.models import JobState
 from studio.providers import http
 from studio.providers.base import (
     OutcomeUnknown,
@@ -116,7 +115,10 @@ class ModelsLab(Provider):
     key = "modelslab"
     label = LABEL
     models = (ULTRA, IMG2VIDEO)
-    min_poll_interval = timedelta(seconds=10)
+    # Its callbacks bring a poll forward (studio.webhooks), so the regular pace can be slow; a
+    # fetch after a callback still keeps a courteous distance from the previous one.
+    min_poll_interval = timedelta(seconds=2)
+    poll_interval = timedelta(seconds=15)
     output_retention = timedelta(hours=24)
     deadline = timedelta(minutes=30)
     queue_deadline = timedelta(hours=2)
@@ -141,26 +143,8 @@ class ModelsLab(Provider):
 
     # --- input --------------------------------------------------------------------------------
     def prepare_input(self, job) -> None:
-        if job.provider_input:
-            return
         side = IMG2VIDEO_SIDE if job.model == IMG2VIDEO.key else ULTRA_SIDE
-        try:
-            with job.input_image.open("rb") as source:
-                fitted = fit_within(source, side)
-        except (OSError, ValueError) as error:
-            raise ProviderError(
-                f"The image could not be prepared: {error}", permanent=True
-            ) from None
-        job.provider_input.save(
-            f"{job.pk.hex}.{fitted.extension}", ContentFile(fitted.data), save=False
-        )
-        # Only this column, and only while the job is still being submitted: saving the whole
-        # row would write back a state the engine may have moved on from (expired meanwhile).
-        if not Job.objects.filter(pk=job.pk, state=JobState.SUBMITTING).update(
-            provider_input=job.provider_input.name
-        ):
-            job.provider_input.delete(save=False)
-            raise ProviderError("The job ended before it was sent.", permanent=True)
+        self.keep_fitted_input(job, lambda source: fit_within(source, side))
 
     def _request_body(self, job) -> dict:
         from studio.webhooks import callback_url
@@ -276,7 +260,8 @@ class ModelsLab(Provider):
             return Status("succeeded", word=word, output_url=url, output_format=fmt, answer=answer)
         if word == "processing":
             eta = body.get("eta")
-            eta = float(eta) if isinstance(eta, int | float) and 0 <= eta < 86400 else None
+            valid = isinstance(eta, int | float) and not isinstance(eta, bool) and 0 <= eta < 86400
+            eta = float(eta) if valid else None
             return Status("running", word=word, eta_seconds=eta, answer=answer)
         if word in ("error", "failed"):
             said = body.get("message") or body.get("messege") or "no reason given"

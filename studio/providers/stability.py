@@ -17,7 +17,6 @@ from datetime import timedelta
 
 import httpx
 from django.conf import settings
-from django.core.files.base import ContentFile
 
 from studio.providers import http
 from studio.providers.base import (
@@ -116,22 +115,14 @@ class Stability(Provider):
         return headers
 
     def prepare_input(self, job) -> None:
-        if job.provider_input:
-            return
         orientation = job.params.get("orientation", "auto")
         if orientation not in STABILITY_SIZES:
             orientation = nearest_orientation(job.input_width, job.input_height)
         focus = (job.params.get("focus_x", 50) / 100, job.params.get("focus_y", 50) / 100)
-        try:
-            with job.input_image.open("rb") as source:
-                fitted = fit_exact(
-                    source, STABILITY_SIZES[orientation], focus=focus, max_bytes=MAX_UPLOAD_BYTES
-                )
-        except (OSError, ValueError) as error:
-            raise ProviderError(
-                f"The image could not be prepared: {error}", permanent=True
-            ) from None
-        job.provider_input.save(f"{job.pk.hex}.{fitted.extension}", ContentFile(fitted.data))
+        size = STABILITY_SIZES[orientation]
+        self.keep_fitted_input(
+            job, lambda source: fit_exact(source, size, focus=focus, max_bytes=MAX_UPLOAD_BYTES)
+        )
 
     def submit(self, job) -> Submitted:
         with job.provider_input.open("rb") as image:
