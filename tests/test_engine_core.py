@@ -130,3 +130,26 @@ def test_an_idle_engine_tick_costs_one_query_and_takes_no_lock(personas, django_
 
     with django_assert_num_queries(1):
         assert engine.tick() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_engines_claiming_at_once_never_take_the_same_job(personas, settings, monkeypatch):
+    """Six engine processes tick at the same instant: every due job is claimed exactly once."""
+    from studio.providers.base import RateLimit
+
+    settings.STABILITY_API_KEY = "k"
+    unlimited = RateLimit(requests=10**6, window=timedelta(seconds=10), pause=timedelta(0))
+    monkeypatch.setattr(STABILITY, "rate_limit", unlimited)
+    fingerprint = STABILITY.key_fingerprint()
+    jobs = [make_job(personas.team, personas.member, state=S.RUNNING) for _ in range(40)]
+    ids = [job.pk for job in jobs]
+    Job.objects.filter(pk__in=ids).update(
+        provider="stability", key_fingerprint=fingerprint, next_poll_at=timezone.now()
+    )
+    from studio.jobs import engine
+
+    claims = race([lambda: [item.args[1] for item in engine.claim_due()] for _ in range(6)])
+    claimed = [pk for batch in claims for chunk in batch for pk in chunk]
+    assert sorted(claimed) == sorted(ids)  # all of them, none twice
+    assert not Job.objects.filter(pk__in=ids, next_poll_at__lte=timezone.now()).exists()
