@@ -151,6 +151,20 @@ def retry_after(response: httpx.Response, body=None) -> float | None:
     return None
 
 
+def busy_or_broken(label: str, response: httpx.Response, body=None) -> ProviderError | None:
+    """The answers every provider means the same by: 429 (wait, with its hint) and 5xx."""
+    code = response.status_code
+    if code == 429:
+        return ProviderError(
+            f"{label} is rate limiting us.",
+            permanent=False,
+            retry_after=retry_after(response, body) or 0.0,
+        )
+    if code >= 500:
+        return ProviderError(f"{label} had an internal error ({code}).", permanent=False)
+    return None
+
+
 def scrub(value, secrets: tuple[str, ...] = (), *, depth: int = 0):
     """A provider answer safe to keep: no key fields, no secret anywhere, long strings cut."""
     if depth > 8:

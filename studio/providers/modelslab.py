@@ -227,14 +227,8 @@ class ModelsLab(Provider):
 
     def _status(self, response, body, *, job) -> Status | ProviderError:
         code = response.status_code
-        if code == 429:
-            return ProviderError(
-                f"{LABEL} is busy (too many queued requests).",
-                permanent=False,
-                retry_after=http.retry_after(response, body) or 0.0,
-            )
-        if code >= 500:
-            return ProviderError(f"{LABEL} had an internal error ({code}).", permanent=False)
+        if error := http.busy_or_broken(LABEL, response, body):
+            return error
         if not isinstance(body, dict) or not isinstance(body.get("status"), str):
             if code == 200:
                 return OutcomeUnknown(f"{LABEL} answered something we could not read.")

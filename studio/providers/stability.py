@@ -217,14 +217,8 @@ class Stability(Provider):
     def _error(self, response: httpx.Response, body, *, polling=False) -> ProviderError:
         code = response.status_code
         said = _said(body)
-        if code == 429:
-            return ProviderError(
-                f"{LABEL} is rate limiting us.",
-                permanent=False,
-                retry_after=http.retry_after(response, body) or 0.0,
-            )
-        if code >= 500:
-            return ProviderError(f"{LABEL} had an internal error ({code}).", permanent=False)
+        if error := http.busy_or_broken(LABEL, response, body):
+            return error
         messages = {
             400: f"{LABEL} refused the parameters: {said}",
             401: f"{LABEL} refused our API key; staff have been told.",
