@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import av
@@ -568,8 +569,11 @@ def test_modelslab_poll_failures_and_fetch_spacing(modelslab, site):
     assert modelslab.violations == []
 
     time.sleep(0.31)
-    assert api.post(fetch, json={"key": "ml-key"}).json()["status"] == "success"
-    api.post(fetch, json={"key": "ml-key"})
+    # Two fetches at the same instant: the second comes well inside the courtesy spacing,
+    # however slow the machine is.
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: api.post(fetch, json={"key": "ml-key"}), range(2)))
+    assert "success" in [answer.json().get("status") for answer in answers]
     assert modelslab.violations[0].startswith(f"fetch of {job_id} ")
     assert modelslab.violations[0].endswith("(courtesy minimum 1 s)")
 
