@@ -105,6 +105,7 @@ def main() -> None:
 
         from studio.jobs.submit import submit_job
         from studio.models import Job
+        from studio.providers import PROVIDERS
 
         venv_bin = Path(sys.executable).parent
         processes.append(
@@ -184,6 +185,10 @@ def main() -> None:
                 to_poll.append(polls[0] - sim_job.done_at)
                 if finished_at.get(job.pk):
                     to_copy.append(clock.mono(finished_at[job.pk]) - polls[0])
+        modelslab = PROVIDERS["modelslab"]
+        closest = modelslab.figure(modelslab.min_poll_interval).total_seconds()
+        pace = getattr(modelslab, "pace", None)  # the regular spacing, where the adapter has one
+        pace = pace.total_seconds() if pace is not None else closest
         missing = [str(pk)[:8] + ":" + states[pk] for pk in states if pk not in visible]
         print(
             f"{len(visible)}/{len(jobs)} videos shown; {len(deliveries)} webhooks sent "
@@ -198,7 +203,8 @@ def main() -> None:
             f"wake-up: {len(visible)} ModelsLab ultra jobs, finished → video visible p50 "
             f"{p(to_visible, 0.5)} s p95 {p(to_visible, 0.95)} s, webhook → visible p50 "
             f"{p(from_webhook, 0.5)} s p95 {p(from_webhook, 0.95)} s (target p95 ≤ 2 s + "
-            f"download), poll interval 10 s, {len(sim.violations)} violations"
+            f"download), polls every {pace:g} s, callbacks ≥ {closest:g} s after a poll, "
+            f"{len(sim.violations)} violations"
         )
     finally:
         for process in reversed(processes):
