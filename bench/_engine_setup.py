@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 PYTHON = sys.executable
+_media_folders: dict[str, list[str]] = {}
 
 
 # --- The benchmark's own database ---------------------------------------------------------
@@ -47,18 +49,23 @@ def recreate_database(name: str) -> str:
 
 
 def drop_database(name: str) -> None:
+    """Drop the benchmark's database, and the media folder configure() made for it."""
     with psycopg.connect(_admin_url(), autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    for folder in _media_folders.pop(name, []):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def configure(database: str, **settings: str) -> dict[str, str]:
     """Make a fresh database, point this process's Django at it (plus `settings`, e.g.
     STABILITY_BASE_URL), migrate, and return the environment for child processes."""
     env = dict(os.environ)
+    media = tempfile.mkdtemp(prefix=f"{database}-media-")
+    _media_folders.setdefault(database, []).append(media)
     env.update(
         DATABASE_URL=recreate_database(database),
         LOG_LEVEL="WARNING",
-        MEDIA_ROOT=tempfile.mkdtemp(prefix=f"{database}-media-"),
+        MEDIA_ROOT=media,
         DJANGO_SETTINGS_MODULE="project.settings",
         PYTHONPATH=str(ROOT),
         WELCOME_CREDITS="0",
@@ -276,13 +283,9 @@ def run_engine_process(flags: list[str]) -> None:
     from studio.jobs.states import transition
     from studio.models import JobState
     from studio.providers import PROVIDERS
-    from studio.providers.base import RateLimit
 
-    if "--unlimited-rate" in flags:
-        stability = PROVIDERS["stability"]
-        stability.rate_limit = RateLimit(
-            requests=1_000_000, window=timedelta(seconds=10), pause=timedelta(seconds=60)
-        )
+    if "--unlimited-rate" in flags:  # "a simulator with no account limit": none on our side
+        PROVIDERS["stability"].rate_limit = None
     if "--stub-collect" in flags:
 
         def collect_now(job_id) -> None:

@@ -107,7 +107,7 @@ def main() -> None:
         late_start = max(0.0, time.monotonic() - start)
 
         # Watch until every job is finished (or well past the last one's run).
-        give_up = start + sim.scaled(RUN_SECONDS[1]) + interval + 25
+        give_up = start + sim.scaled(RUN_SECONDS[1]) + interval + 15
         backlog_peak, backlog_samples = 0, []
         while time.monotonic() < give_up:
             time.sleep(1.0)

@@ -1,7 +1,7 @@
 """One Stability key, 1,000 running jobs: does the engine stay inside the account's rate limit and
 share it fairly?
 
-    .venv/bin/python bench/provider_rate_limit.py [--jobs 1000] [--scale 0.1] [--seconds 75]
+    .venv/bin/python bench/provider_rate_limit.py [--jobs 1000] [--scale 0.25] [--seconds 80]
 
 The Stability simulator enforces the documented limit (150 requests per 10 s per key; more locks
 the key out for 60 s, every request meanwhile answered 429, and is recorded as a violation).

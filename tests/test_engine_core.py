@@ -150,6 +150,6 @@ def test_engines_claiming_at_once_never_take_the_same_job(personas, settings, mo
     from studio.jobs import engine
 
     claims = race([lambda: [item.args[1] for item in engine.claim_due()] for _ in range(6)])
-    claimed = [pk for batch in claims for chunk in batch for pk in chunk]
+    claimed = [job.pk for batch in claims for chunk in batch for job in chunk]
     assert sorted(claimed) == sorted(ids)  # all of them, none twice
     assert not Job.objects.filter(pk__in=ids, next_poll_at__lte=timezone.now()).exists()

@@ -10,6 +10,7 @@ the call's lease before any HTTP call, so no two workers ever call a provider fo
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from studio.providers.base import Provider
 S = JobState
 log = logging.getLogger(__name__)
 CLAIM_BATCH = 200
+POLL_GROUP = 16  # jobs one work item polls when the provider has no account limit
 POLL_LEASE = timedelta(seconds=60)  # longer than any poll request may take
 WAITING_FOR_SLOT = "Waiting for a provider slot."
 EXPIRY_EVERY = timedelta(seconds=5)
@@ -39,23 +41,23 @@ def _due(provider: Provider, state: str, now: datetime):
     return rows.select_for_update(skip_locked=True).order_by("next_poll_at")
 
 
-def claim_submissions(provider: Provider, now: datetime) -> list:
+def claim_submissions(provider: Provider, now: datetime, limit: int = CLAIM_BATCH) -> list:
     """Queued jobs → SUBMITTING, as many as the account's in-flight limit and tokens allow."""
     if provider.unavailable_reason():
         return []
     fingerprint = provider.key_fingerprint()
     with transaction.atomic():
         ratelimit.account(provider, fingerprint, lock=True)  # one claimer per account at a time
-        room = CLAIM_BATCH
-        limit = provider.max_in_flight()
-        if limit is not None:
+        room = limit
+        in_flight_limit = provider.max_in_flight()
+        if in_flight_limit is not None:
             in_flight = Job.objects.filter(
                 provider=provider.key,
                 key_fingerprint=fingerprint,
                 state__in=[S.SUBMITTING, S.RUNNING],
                 output_ref="",
             ).count()
-            room = min(room, limit - in_flight)
+            room = min(room, in_flight_limit - in_flight)
         due = list(_due(provider, S.QUEUED, now).values_list("pk", flat=True)[: max(room, 0)])
         granted = ratelimit.take(provider, fingerprint, len(due), now)
         ids = due[:granted]
@@ -70,41 +72,44 @@ def claim_submissions(provider: Provider, now: datetime) -> list:
                 next_poll_at=now + lease,
                 status_note="",
             )
-        if limit is not None and room <= 0:
+        if in_flight_limit is not None and room <= 0:
             Job.objects.filter(
                 provider=provider.key, state=S.QUEUED, next_poll_at__lte=now
             ).exclude(status_note=WAITING_FOR_SLOT).update(status_note=WAITING_FOR_SLOT)
     return [partial(steps.submit, provider, pk) for pk in ids]
 
 
-def claim_stale_submissions(provider: Provider, now: datetime) -> list:
+def claim_stale_submissions(provider: Provider, now: datetime, limit: int = CLAIM_BATCH) -> list:
     with transaction.atomic():
-        ids = list(_due(provider, S.SUBMITTING, now).values_list("pk", flat=True)[:CLAIM_BATCH])
+        ids = list(_due(provider, S.SUBMITTING, now).values_list("pk", flat=True)[:limit])
         Job.objects.filter(pk__in=ids).update(next_poll_at=now + POLL_LEASE)
     return [partial(steps.resolve_stale_submission, provider, pk) for pk in ids]
 
 
-def claim_polls(provider: Provider, now: datetime) -> list:
+def claim_polls(provider: Provider, now: datetime, limit: int = CLAIM_BATCH) -> list:
     """Running jobs that are due: outputs to copy, and polls within each account's tokens,
-    earliest due first, so every job gets its fair share and none is starved."""
+    earliest due first, so every job gets its fair share and none is starved. The claimed rows
+    travel with the work, so a poll does not read them again."""
+    # A provider with an account limit gets one request per work item, claimed only as threads
+    # are free: its tokens are spent within moments of being granted. Without a limit, a work
+    # item polls several jobs and records them in one write. `limit` counts work items.
+    size = provider.batch_size if provider.rate_limit else provider.batch_size * POLL_GROUP
     with transaction.atomic():
-        rows = list(
-            _due(provider, S.RUNNING, now).values_list("pk", "key_fingerprint", "output_ref")[
-                :CLAIM_BATCH
-            ]
-        )
-        collect = [pk for pk, _, ref in rows if ref]
+        rows = list(_due(provider, S.RUNNING, now).defer("last_response")[: limit * size])
+        collect = [job.pk for job in rows if job.output_ref]
         by_account = defaultdict(list)
-        for pk, fingerprint, ref in rows:
-            if not ref:
-                by_account[fingerprint].append(pk)
+        for job in rows:
+            if not job.output_ref:
+                by_account[job.key_fingerprint].append(job)
         batches = []
-        for fingerprint, ids in by_account.items():
-            size = provider.batch_size
-            chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
-            granted = ratelimit.take(provider, fingerprint, len(chunks), now)
-            batches += chunks[:granted]
-        polled = [pk for chunk in batches for pk in chunk]
+        for fingerprint, jobs in by_account.items():
+            chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+            requests = [math.ceil(len(chunk) / provider.batch_size) for chunk in chunks]
+            granted = ratelimit.take(provider, fingerprint, sum(requests), now)
+            while chunks and sum(requests) > granted:
+                chunks.pop(), requests.pop()
+            batches += chunks
+        polled = [job.pk for chunk in batches for job in chunk]
         Job.objects.filter(pk__in=polled).update(next_poll_at=now + POLL_LEASE)
         Job.objects.filter(pk__in=collect).update(next_poll_at=now + steps.COLLECT_LEASE)
     work = [partial(steps.poll, provider, chunk) for chunk in batches]
@@ -118,7 +123,7 @@ CLAIMS = {
 }
 
 
-def claim_due(now: datetime | None = None) -> list:
+def claim_due(now: datetime | None = None, limit: int = CLAIM_BATCH) -> list:
     """One cheap read finds which providers have due rows in which state; only those are
     claimed, so an idle engine costs one indexed query a tick and takes no lock."""
     now = now or timezone.now()
@@ -131,8 +136,8 @@ def claim_due(now: datetime | None = None) -> list:
     work = []
     for provider in PROVIDERS.values():
         for state, claim in CLAIMS.items():
-            if (provider.key, state) in due:
-                work += claim(provider, now)
+            if (provider.key, state) in due and len(work) < limit:
+                work += claim(provider, now, limit - len(work))
     return work
 
 
@@ -160,7 +165,10 @@ class Engine:
         self.threads = threads
         self.idle_sleep = idle_sleep
         self.stopping = threading.Event()
-        self.in_flight = threading.Semaphore(threads * 4)  # claim no faster than we can work
+        # Work is claimed only for free threads, so a claimed job (and its rate-limit token) is
+        # sent within moments, never after a queue of others.
+        self.free = threads
+        self.free_lock = threading.Lock()
         self._next_expiry = timezone.now()
 
     def run(self) -> None:
@@ -173,7 +181,7 @@ class Engine:
                 connection.close()
                 claimed = 0
             if not claimed:
-                self.stopping.wait(self.idle_sleep)
+                self.stopping.wait(self.idle_sleep if self.free else 0.005)
         self.pool.shutdown(wait=True)
         log.info("job engine stopped")
 
@@ -182,9 +190,14 @@ class Engine:
         if now >= self._next_expiry:
             expire_overdue(now)
             self._next_expiry = now + EXPIRY_EVERY
-        work = claim_due(now)
+        with self.free_lock:
+            free = self.free
+        if free <= 0:
+            return 0
+        work = claim_due(now, limit=free)
+        with self.free_lock:
+            self.free -= len(work)
         for item in work:
-            self.in_flight.acquire()
             self.pool.submit(self._guarded, item)
         return len(work)
 
@@ -193,7 +206,8 @@ class Engine:
             _run(item)
         finally:
             close_old_connections()  # a pool thread keeps no broken or stale connection
-            self.in_flight.release()
+            with self.free_lock:
+                self.free += 1
 
     def stop(self, *_args) -> None:
         self.stopping.set()

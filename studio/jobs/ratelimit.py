@@ -60,10 +60,11 @@ def take(provider: Provider, fingerprint: str, wanted: int, now: datetime | None
 
 
 def pause(provider: Provider, fingerprint: str, seconds: float, message: str) -> None:
-    """The provider said 429: nobody uses this account until the pause is over."""
+    """The provider said 429: nobody uses this account until the pause is over. Its own hint
+    decides how long; without one, the documented lock-out (Stability: 60 s)."""
     now = timezone.now()
     documented = provider.figure(provider.rate_limit.pause) if provider.rate_limit else timedelta(0)
-    until = now + max(documented, timedelta(seconds=seconds))
+    until = now + (timedelta(seconds=seconds) if seconds > 0 else documented)
     row = account(provider, fingerprint)
     ProviderAccount.objects.filter(pk=row.pk).update(
         paused_until=until, tokens=0, refilled_at=until, last_error=message[:300], last_error_at=now

@@ -78,13 +78,44 @@ def record_submitted(provider: Provider, job: Job, submitted: Submitted) -> None
         apply(provider, job, submitted.status, now)
 
 
-def poll(provider: Provider, job_ids: list) -> None:
-    jobs = list(Job.objects.filter(pk__in=job_ids, state=S.RUNNING).select_related("team"))
-    if not jobs:
-        return
+def poll(provider: Provider, jobs: list[Job]) -> None:
+    """Poll jobs the engine claimed (their rows came with the claim), one request per
+    `batch_size` of them; the ones still running are recorded in one write."""
+    jobs = _refuse_other_keys(provider, jobs)
+    still_running = []
+    for start in range(0, len(jobs), provider.batch_size):
+        chunk = jobs[start : start + provider.batch_size]
+        try:
+            results = provider.poll(chunk)
+        except ProviderError as error:
+            results = {job.pk: error for job in chunk}
+        except Exception:
+            log.exception("polling %s failed unexpectedly", provider.key)
+            error = ProviderError(
+                f"{provider.label}: an internal error while checking", permanent=False
+            )
+            results = {job.pk: error for job in chunk}
+        # The provider spaces polls by when it saw them: count from its answer, not our send.
+        answered = timezone.now()
+        for job in chunk:
+            missing = ProviderError(f"{provider.label} said nothing of this job.", permanent=False)
+            result = results.get(job.pk, missing)
+            if isinstance(result, Status) and result.state == "running":
+                still_running.append(_seen_running(provider, job, result, answered))
+            else:
+                apply(provider, job, result, answered)
+    if still_running:
+        Job.objects.filter(state=S.RUNNING).bulk_update(still_running, RUNNING_FIELDS)
+
+
+def _refuse_other_keys(provider: Provider, jobs: list[Job]) -> list[Job]:
+    """Only the key that started a job may collect it: jobs of another key fail (refunded)."""
     fingerprint = provider.key_fingerprint()
-    for job in [j for j in jobs if provider.remote and j.key_fingerprint != fingerprint]:
-        jobs.remove(job)
+    kept = []
+    for job in jobs:
+        if not provider.remote or job.key_fingerprint == fingerprint:
+            kept.append(job)
+            continue
         _record_incident(job, IncidentKind.KEY_MISMATCH, "polled key differs from submitting key")
         transition(
             job,
@@ -93,22 +124,37 @@ def poll(provider: Provider, job_ids: list) -> None:
             error=f"The {provider.label} key changed while this job ran, and only the key that "
             "started a job may collect it. Your credits were returned.",
         )
-    if not jobs:
-        return
-    sent_at = timezone.now()
-    try:
-        results = provider.poll(jobs)
-    except ProviderError as error:
-        results = {job.pk: error for job in jobs}
-    except Exception:
-        log.exception("polling %s failed unexpectedly", provider.key)
-        error = ProviderError(
-            f"{provider.label}: an internal error while checking", permanent=False
-        )
-        results = {job.pk: error for job in jobs}
-    for job in jobs:
-        missing = ProviderError(f"{provider.label} said nothing of this job.", permanent=False)
-        apply(provider, job, results.get(job.pk, missing), sent_at)
+    return kept
+
+
+RUNNING_FIELDS = [
+    "last_polled_at",
+    "poll_attempts",
+    "transient_errors",
+    "status_note",
+    "last_response",
+    "provider_credits_used",
+    "progress",
+    "eta_at",
+    "next_poll_at",
+]
+
+
+def _seen_running(provider: Provider, job: Job, status: Status, answered) -> Job:
+    """The job as this answer leaves it (written by the caller, only if it is still running)."""
+    job.last_polled_at = answered
+    job.poll_attempts = F("poll_attempts") + 1
+    job.transient_errors = 0
+    job.status_note = ""
+    job.last_response = status.answer
+    if status.cost is not None:
+        job.provider_credits_used = status.cost
+    if status.progress is not None:
+        job.progress = max(0, min(99, status.progress))
+    if status.eta_seconds is not None:
+        job.eta_at = answered + provider.figure(timedelta(seconds=max(0.0, status.eta_seconds)))
+    job.next_poll_at = answered + provider.pace
+    return job
 
 
 def apply(provider: Provider, job: Job, result: Status | ProviderError, sent_at) -> None:
@@ -119,6 +165,11 @@ def apply(provider: Provider, job: Job, result: Status | ProviderError, sent_at)
         else:
             retry_later(provider, job, result, S.RUNNING, polled_at=sent_at)
         return
+    if result.state == "running":
+        seen = _seen_running(provider, job, result, sent_at)
+        fields = {name: getattr(seen, name) for name in RUNNING_FIELDS}
+        Job.objects.filter(pk=job.pk, state=S.RUNNING).update(**fields)
+        return
     seen = {
         "last_polled_at": sent_at,
         "poll_attempts": F("poll_attempts") + 1,
@@ -128,15 +179,7 @@ def apply(provider: Provider, job: Job, result: Status | ProviderError, sent_at)
     }
     if result.cost is not None:
         seen["provider_credits_used"] = result.cost
-    if result.state == "running":
-        if result.progress is not None:
-            seen["progress"] = max(0, min(99, result.progress))
-        if result.eta_seconds is not None:
-            eta = provider.figure(timedelta(seconds=max(0.0, result.eta_seconds)))
-            seen["eta_at"] = sent_at + eta
-        due = sent_at + provider.pace
-        Job.objects.filter(pk=job.pk, state=S.RUNNING).update(next_poll_at=due, **seen)
-    elif result.state == "failed":
+    if result.state == "failed":
         message = result.message or f"{provider.label} could not make this video."
         if transition(job, S.RUNNING, S.FAILED, error=message, **seen) and result.probably_charged:
             _record_incident(job, IncidentKind.FILTERED_CHARGED, message)
