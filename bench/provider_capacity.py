@@ -3,8 +3,7 @@
     .venv/bin/python bench/provider_capacity.py [--jobs 5000] [--scale 1] [--threads 8]
 
 5,000 Stability jobs are RUNNING at once on a Stability simulator with no account-wide rate limit
-(and the engine's own token bucket for Stability opened to 1,000,000 requests per 10 s), so what
-is measured is the engine: ONE `run_engine` process (bench/_engine_setup.py, default
+(and none on the engine's side either: `--unlimited-rate`), so what is measured is the engine: ONE `run_engine` process (bench/_engine_setup.py, default
 ENGINE_THREADS) against its own PostgreSQL database `studio_bench_capacity` (made and dropped
 here). Each generation finishes after a random 30–300 documented seconds. Their creation times
 are spread over one poll interval before the start, as a steady stream of submissions would
