@@ -213,9 +213,11 @@ class Clock:
 # --- Processes ----------------------------------------------------------------------------
 def start_engine(env: dict[str, str], *flags: str) -> subprocess.Popen:
     """The engine loop as its own process; returns once it is about to run its loop."""
+    # As in production: DEBUG off (no query log kept for every statement).
+    production = {"DEBUG": "false", "SECRET_KEY": "bench-only-" + "x" * 40, "ALLOWED_HOSTS": "*"}
     process = subprocess.Popen(
         [PYTHON, str(Path(__file__).resolve()), "engine", *flags],
-        env=env,
+        env=env | production,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
