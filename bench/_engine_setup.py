@@ -213,8 +213,10 @@ class Clock:
 # --- Processes ----------------------------------------------------------------------------
 def start_engine(env: dict[str, str], *flags: str) -> subprocess.Popen:
     """The engine loop as its own process; returns once it is about to run its loop."""
-    # As in production: DEBUG off (no query log kept for every statement).
+    # As in production: DEBUG off (no query log kept for every statement). A caller that runs
+    # other processes too (web, worker) sets its own key: task signatures must agree.
     production = {"DEBUG": "false", "SECRET_KEY": "bench-only-" + "x" * 40, "ALLOWED_HOSTS": "*"}
+    production |= {k: env[k] for k in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS") if k in env}
     process = subprocess.Popen(
         [PYTHON, str(Path(__file__).resolve()), "engine", *flags],
         env=env | production,
