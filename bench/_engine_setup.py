@@ -56,6 +56,18 @@ def drop_database(name: str) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def configure_stability(database: str, sim, scale: float, threads: int | None) -> dict[str, str]:
+    """configure() for a Stability run against `sim`, with the engine's thread count."""
+    more = {"ENGINE_THREADS": threads} if threads else {}
+    return configure(
+        database,
+        STABILITY_API_KEY=sim.api_keys[0],
+        STABILITY_BASE_URL=sim.base_url,
+        PROVIDER_TIME_SCALE=scale,
+        **more,
+    )
+
+
 def configure(database: str, **settings: str) -> dict[str, str]:
     """Make a fresh database, point this process's Django at it (plus `settings`, e.g.
     STABILITY_BASE_URL), migrate, and return the environment for child processes."""

@@ -3,7 +3,8 @@
     .venv/bin/python bench/provider_capacity.py [--jobs 5000] [--scale 1] [--threads 8]
 
 5,000 Stability jobs are RUNNING at once on a Stability simulator with no account-wide rate limit
-(and none on the engine's side either: `--unlimited-rate`), so what is measured is the engine: ONE `run_engine` process (bench/_engine_setup.py, default
+(and none on the engine's side either: `--unlimited-rate`), so what is measured is the
+engine: ONE `run_engine` process (bench/_engine_setup.py, default
 ENGINE_THREADS) against its own PostgreSQL database `studio_bench_capacity` (made and dropped
 here). Each generation finishes after a random 30–300 documented seconds. Their creation times
 are spread over one poll interval before the start, as a steady stream of submissions would
@@ -68,14 +69,7 @@ def main() -> None:
     rng = random.Random(7)
     sim = UnlimitedStability(KEY, time_scale=args.scale).start()
     interval = sim.scaled(POLL_INTERVAL)  # real seconds
-    more = {"ENGINE_THREADS": args.threads} if args.threads else {}
-    env = setup.configure(
-        DATABASE,
-        STABILITY_API_KEY=KEY,
-        STABILITY_BASE_URL=sim.base_url,
-        PROVIDER_TIME_SCALE=args.scale,
-        **more,
-    )
+    env = setup.configure_stability(DATABASE, sim, args.scale, args.threads)
     engine = None
     try:
         from django.db import connection

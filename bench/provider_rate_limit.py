@@ -62,14 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(11)
     sim = StabilitySimulator(KEY, time_scale=args.scale).start()
-    more = {"ENGINE_THREADS": args.threads} if args.threads else {}
-    env = setup.configure(
-        DATABASE,
-        STABILITY_API_KEY=KEY,
-        STABILITY_BASE_URL=sim.base_url,
-        PROVIDER_TIME_SCALE=args.scale,
-        **more,
-    )
+    env = setup.configure_stability(DATABASE, sim, args.scale, args.threads)
     engine = None
     try:
         from django.db import connection

@@ -117,7 +117,7 @@ class ModelsLab(Provider):
     models = (ULTRA, IMG2VIDEO)
     # Its callbacks bring a poll forward (studio.webhooks), so the regular pace can be slow; a
     # fetch after a callback still keeps a courteous distance from the previous one.
-    min_poll_interval = timedelta(seconds=2)
+    min_poll_interval = timedelta(seconds=1)
     poll_interval = timedelta(seconds=15)
     output_retention = timedelta(hours=24)
     deadline = timedelta(minutes=30)
