@@ -153,3 +153,29 @@ def test_engines_claiming_at_once_never_take_the_same_job(personas, settings, mo
     claimed = [job.pk for batch in claims for chunk in batch for job in chunk]
     assert sorted(claimed) == sorted(ids)  # all of them, none twice
     assert not Job.objects.filter(pk__in=ids, next_poll_at__lte=timezone.now()).exists()
+
+
+def test_a_poll_seen_running_is_recorded_only_while_the_job_still_runs(personas):
+    from studio.jobs import steps
+    from studio.providers.base import Status
+
+    running = make_job(personas.team, personas.member, state=S.RUNNING)
+    canceled = make_job(personas.team, personas.member, state=S.RUNNING)
+    answered = timezone.now()
+    seen = [
+        steps._seen_running(
+            STABILITY, job, Status("running", progress=40, eta_seconds=30), answered
+        )
+        for job in Job.objects.filter(pk__in=[running.pk, canceled.pk]).order_by("created_at")
+    ]
+    transition(canceled.pk, S.RUNNING, S.CANCELED)  # while the poll was out
+    steps.record_running(seen)
+    running.refresh_from_db(), canceled.refresh_from_db()
+    assert (running.poll_attempts, running.progress) == (1, 40)
+    assert running.next_poll_at == answered + STABILITY.pace and running.eta_at > answered
+    assert running.last_polled_at == answered
+    assert (
+        canceled.state == S.CANCELED
+        and canceled.poll_attempts == 0
+        and canceled.next_poll_at is None
+    )
