@@ -56,6 +56,17 @@ def drop_database(name: str) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def tear_down(database: str, sim, *processes) -> None:
+    """Stop the processes and the simulator, then drop the benchmark's database."""
+    for process in processes:
+        stop(process)
+    sim.stop()
+    from django.db import connections
+
+    connections.close_all()
+    drop_database(database)
+
+
 def configure_stability(database: str, sim, scale: float, threads: int | None) -> dict[str, str]:
     """configure() for a Stability run against `sim`, with the engine's thread count."""
     more = {"ENGINE_THREADS": threads} if threads else {}

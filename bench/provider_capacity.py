@@ -172,12 +172,7 @@ def main() -> None:
             f"(target ≤ 1.05), {len(sim.violations)} violations"
         )
     finally:
-        setup.stop(engine)
-        sim.stop()
-        from django.db import connections
-
-        connections.close_all()
-        setup.drop_database(DATABASE)
+        setup.tear_down(DATABASE, sim, engine)
 
 
 if __name__ == "__main__":

@@ -125,12 +125,7 @@ def main() -> None:
             f"{len(sim.violations)} violations"
         )
     finally:
-        setup.stop(engine)
-        sim.stop()
-        from django.db import connections
-
-        connections.close_all()
-        setup.drop_database(DATABASE)
+        setup.tear_down(DATABASE, sim, engine)
 
 
 if __name__ == "__main__":
