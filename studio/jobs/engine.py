@@ -59,7 +59,7 @@ def claim_submissions(provider: Provider, now: datetime, limit: int = CLAIM_BATC
             ).count()
             room = min(room, in_flight_limit - in_flight)
         due = list(_due(provider, S.QUEUED, now).values_list("pk", flat=True)[: max(room, 0)])
-        granted = ratelimit.take(provider, fingerprint, len(due), now)
+        granted = ratelimit.take(provider, fingerprint, len(due))  # timed as granted
         ids = due[:granted]
         if ids:
             lease = timedelta(seconds=provider.submit_timeout) + timedelta(seconds=30)
@@ -105,7 +105,7 @@ def claim_polls(provider: Provider, now: datetime, limit: int = CLAIM_BATCH) -> 
         for fingerprint, jobs in by_account.items():
             chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
             requests = [math.ceil(len(chunk) / provider.batch_size) for chunk in chunks]
-            granted = ratelimit.take(provider, fingerprint, sum(requests), now)
+            granted = ratelimit.take(provider, fingerprint, sum(requests))  # timed as granted
             while chunks and sum(requests) > granted:
                 chunks.pop(), requests.pop()
             batches += chunks
