@@ -8,11 +8,16 @@
 Run both for a person to watch: `python -m tests.simulators --help`.
 """
 
+from .aimlapi import AimlApiSimulator, AimlPlan
+from .aimlapi import Generation as AimlGeneration
 from .common import Plan, RequestRecord, Simulator, sample_gif, sample_mp4
 from .modelslab import Job, ModelsLabSimulator, WebhookDelivery
 from .stability import Generation, StabilitySimulator
 
 __all__ = [
+    "AimlApiSimulator",
+    "AimlGeneration",
+    "AimlPlan",
     "Generation",
     "Job",
     "ModelsLabSimulator",
