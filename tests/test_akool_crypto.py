@@ -81,3 +81,15 @@ def test_credentials_aes_cannot_use_are_named():
     assert check_credentials(CLIENT_ID, SECRET) == ""
     assert "AKOOL_CLIENT_SECRET" in check_credentials(CLIENT_ID, "short")
     assert "AKOOL_CLIENT_ID" in check_credentials("short", SECRET)
+
+
+def test_the_simulators_callbacks_open_and_its_forgeries_do_not():
+    """The AKOOL simulator implements the same recipe on its own: both sides must agree."""
+    from tests.simulators import akool
+
+    data = akool.encrypt(CLIENT_ID, SECRET, TASK)
+    body = {"dataEncrypt": data, "timestamp": "1710000000000", "nonce": 77}
+    body["signature"] = akool.sign(CLIENT_ID, body["timestamp"], body["nonce"], data)
+    assert open_callback(CLIENT_ID, SECRET, body) == TASK
+    with pytest.raises(CallbackRefused):
+        open_callback(CLIENT_ID, SECRET, body | {"nonce": 78})

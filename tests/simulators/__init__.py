@@ -10,11 +10,14 @@ Run both for a person to watch: `python -m tests.simulators --help`.
 
 from .aimlapi import AimlApiSimulator, AimlPlan
 from .aimlapi import Generation as AimlGeneration
+from .akool import AkoolPlan, AkoolSimulator
 from .common import Plan, RequestRecord, Simulator, sample_gif, sample_mp4
 from .modelslab import Job, ModelsLabSimulator, WebhookDelivery
 from .stability import Generation, StabilitySimulator
 
 __all__ = [
+    "AkoolPlan",
+    "AkoolSimulator",
     "AimlApiSimulator",
     "AimlGeneration",
     "AimlPlan",
