@@ -16,6 +16,16 @@ MODELSLAB_KEY = "ml-test-key-0123456789"
 
 
 @pytest.fixture
+def site():
+    """A stand-in for our product that the simulators fetch from and post webhooks to."""
+    from tests.simulators.local_site import LocalSite
+
+    site = LocalSite()
+    yield site
+    site.close()
+
+
+@pytest.fixture
 def stability(settings):
     from tests.simulators import StabilitySimulator
 

@@ -8,16 +8,14 @@ import base64
 import io
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import av
 import httpx
 import pytest
 from PIL import Image
 
 from tests.simulators import ModelsLabSimulator, Plan, StabilitySimulator
+from tests.simulators.local_site import decode_video
 
 FAST = 0.01
 SUBMIT = "/v2beta/image-to-video"
@@ -36,66 +34,6 @@ def image_bytes(size=(1024, 576), fmt="PNG", *, gps=False) -> bytes:
     else:
         picture.save(buffer, fmt)
     return buffer.getvalue()
-
-
-def decode_video(data: bytes) -> tuple[str, int]:
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        return stream.codec_context.name, sum(1 for _ in container.decode(stream))
-
-
-class LocalSite:
-    """A tiny web server standing in for our product: serves input images, receives webhooks."""
-
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-        self.posts: list[tuple[str, dict, float]] = []  # (path, JSON body, monotonic time)
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self):
-                data = site.files.get(self.path)
-                self.send_response(200 if data is not None else 404)
-                self.send_header("content-type", "image/png")
-                self.send_header("content-length", str(len(data or b"")))
-                self.end_headers()
-                self.wfile.write(data or b"")
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                site.posts.append((self.path, json.loads(body), time.monotonic()))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def serve(self, path: str, data: bytes) -> str:
-        self.files[path] = data
-        return self.url(path)
-
-    def hooks(self, path: str) -> list[dict]:
-        return [body for p, body, _ in self.posts if p == path]
-
-
-@pytest.fixture
-def site():
-    site = LocalSite()
-    yield site
-    site.server.shutdown()
-    site.server.server_close()
 
 
 def wait_for(predicate, timeout=3.0):

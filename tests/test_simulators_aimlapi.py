@@ -8,16 +8,14 @@ poll pace is 0.1 s and a 30 s job 0.3 s.
 import base64
 import io
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import av
 import httpx
 import pytest
 from PIL import Image
 
 from tests.simulators.aimlapi import LEGACY_WORDS, MODEL, AimlApiSimulator, AimlPlan
+from tests.simulators.local_site import decode_video
 
 FAST = 0.01
 SEED_PATH = "/v2/generate/video/kling/generation"
@@ -42,55 +40,6 @@ def mask_bytes(size=(640, 360)) -> bytes:
     buffer = io.BytesIO()
     Image.new("L", size, 255).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def decode_video(data: bytes) -> tuple[str, int]:
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        return stream.codec_context.name, sum(1 for _ in container.decode(stream))
-
-
-class LocalSite:
-    """A tiny web server standing in for our product's media storage: serves input images."""
-
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self):
-                data = site.files.get(self.path)
-                self.send_response(200 if data is not None else 404)
-                self.send_header("content-type", "application/octet-stream")
-                self.send_header("content-length", str(len(data or b"")))
-                self.end_headers()
-                self.wfile.write(data or b"")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def serve(self, path: str, data: bytes) -> str:
-        self.files[path] = data
-        return self.url(path)
-
-
-@pytest.fixture
-def site():
-    site = LocalSite()
-    yield site
-    site.server.shutdown()
-    site.server.server_close()
 
 
 @pytest.fixture

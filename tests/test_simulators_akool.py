@@ -9,9 +9,7 @@ import base64
 import hashlib
 import io
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import av
 import httpx
@@ -44,62 +42,12 @@ def image_bytes(size=(640, 360), *, gps=False) -> bytes:
     return buffer.getvalue()
 
 
-class LocalSite:
-    """Our product's stand-in: serves input files and receives webhooks (raw bodies kept)."""
-
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-        self.posts: list[tuple[str, bytes]] = []
-        self.gets: list[str] = []
-        self.answer_status = 200
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self):
-                site.gets.append(self.path)
-                data = site.files.get(self.path)
-                self.send_response(200 if data is not None else 404)
-                self.send_header("content-length", str(len(data or b"")))
-                self.end_headers()
-                self.wfile.write(data or b"")
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                site.posts.append((self.path, body))
-                self.send_response(site.answer_status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def serve(self, path: str, data: bytes) -> str:
-        self.files[path] = data
-        return self.url(path)
-
-    def hooks(self, path: str) -> list[dict]:
-        return [json.loads(body) for p, body in self.posts if p == path]
-
-
 @pytest.fixture
-def site():
-    site = LocalSite()
+def site(site):
+    """The shared stand-in site, holding the image and audio AKOOL fetches."""
     site.serve("/in.png", image_bytes())
     site.serve("/voice.mp3", b"ID3\x03\x00\x00\x00\x00\x00\x00fake mp3 frames")
-    yield site
-    site.server.shutdown()
-    site.server.server_close()
+    return site
 
 
 @pytest.fixture
