@@ -39,7 +39,7 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -75,7 +75,6 @@ KNOWN_FIELDS = frozenset(
     }
 )
 DEPRECATED_FIELDS = ("ratio", "aspect_ratio")
-FETCH_TIMEOUT = 10.0  # real seconds for fetching an image_url / mask_url
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MIN_SIDE = 300
 MAX_ASPECT = 2.5
@@ -189,16 +188,6 @@ class AimlApiSimulator(Simulator):
         self.default_plan = AimlPlan()
         self.generations: dict[str, Generation] = {}
         self._files: dict[str, Generation] = {}
-        self._http: httpx.Client | None = None
-
-    def start(self) -> Self:
-        self._http = httpx.Client(timeout=FETCH_TIMEOUT)
-        return super().start()
-
-    def stop(self) -> None:
-        super().stop()
-        if self._http is not None:
-            self._http.close()
 
     def plan_next(self, **fields) -> AimlPlan:
         plan = AimlPlan(**fields)
@@ -407,7 +396,7 @@ class AimlApiSimulator(Simulator):
         if value.startswith(("http://", "https://")):
             try:
                 # Outside the lock: the image may be served by a slow or single-threaded server.
-                answer = self._client().get(value, follow_redirects=True)
+                answer = self.outbound().get(value, follow_redirects=True)
                 answer.raise_for_status()
             except httpx.HTTPError as problem:
                 errors.append(f"{name}: could not fetch {value}: {problem!r}")
@@ -462,11 +451,6 @@ class AimlApiSimulator(Simulator):
         if facts.metadata:
             self.violation(f"{name} carries personal metadata: {', '.join(facts.metadata)}")
         return facts
-
-    def _client(self) -> httpx.Client:
-        if self._http is None or self._http.is_closed:
-            self._http = httpx.Client(timeout=FETCH_TIMEOUT)
-        return self._http
 
     def _new_generation(self, request, key, plan: AimlPlan, body, facts) -> Generation:
         duration = facts["duration"]

@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import padding
@@ -123,7 +123,6 @@ EFFECTS = (  # (name, effect_code)
 AKOOL_WEBHOOK_MODES = ("once", "twice", "none", "late", "out_of_order")
 # Courtesy: AKOOL documents no poll spacing; we hold ourselves to one poll per task per second.
 POLL_COURTESY_INTERVAL = 1.0
-FETCH_TIMEOUT = 10.0  # real seconds, for image_url / audio_url
 UID = 100001
 TEAM_ID = "6528c0a36c1d3a0f2c6e1a11"
 
@@ -317,21 +316,6 @@ class AkoolSimulator(Simulator):
         self._files: dict[str, Task] = {}
         self._timestamp_as_text = itertools.cycle((False, True))
         self._random = random.Random()
-        self._http: httpx.Client | None = None
-
-    def start(self) -> Self:
-        self._http = httpx.Client(timeout=FETCH_TIMEOUT)
-        return super().start()
-
-    def stop(self) -> None:
-        super().stop()
-        if self._http is not None:
-            self._http.close()
-
-    def _client(self) -> httpx.Client:
-        if self._http is None or self._http.is_closed:
-            self._http = httpx.Client(timeout=FETCH_TIMEOUT)
-        return self._http
 
     @property
     def base_url(self) -> str:
@@ -467,7 +451,7 @@ class AkoolSimulator(Simulator):
             return None, f"{what} must be an http(s) URL, not {str(url)[:60]!r}"
         try:
             # Outside the lock: the file may be served by a slow or single-threaded server.
-            answer = self._client().get(url, follow_redirects=True)
+            answer = self.outbound().get(url, follow_redirects=True)
             answer.raise_for_status()
         except (httpx.HTTPError, RuntimeError) as problem:
             return None, f"could not fetch {what}: {problem!r}"
@@ -845,7 +829,7 @@ class AkoolSimulator(Simulator):
     def _post(self, task_id, url, body, payload, kind) -> WebhookDelivery:
         status = error = None
         try:
-            status = self._client().post(url, json=body).status_code
+            status = self.outbound().post(url, json=body).status_code
         # Best effort: recorded, not raised. (RuntimeError: stopped meanwhile.)
         except (httpx.HTTPError, RuntimeError) as problem:
             error = repr(problem)

@@ -35,8 +35,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+import httpx
 from PIL import Image, ImageDraw
 
+OUTBOUND_TIMEOUT = 10.0  # real seconds for a fetch of our files or a webhook post
 SUBMIT_MODES = ("ok", "garbage", "slow", "drop")
 SUBMIT_STATUSES = (400, 401, 402, 403, 404, 413, 422, 429, 500, 503)
 OUTCOMES = ("success", "filtered", "error")
@@ -466,6 +468,7 @@ class Simulator:
         self.scheduler = Scheduler(on_error=lambda text: self.violation(f"simulator error: {text}"))
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._outbound: httpx.Client | None = None
 
     # Life cycle
     def start(self) -> Self:
@@ -484,8 +487,20 @@ class Simulator:
         self.scheduler.start()
         return self
 
+    def outbound(self) -> httpx.Client:
+        """One pooled client for what a provider fetches (input images, masks, audio) and the
+        webhooks it posts: a new httpx client per call costs tens of milliseconds (it loads the CA
+        bundle), enough to distort scaled time in tests."""
+        with self.lock:
+            if self._outbound is None or self._outbound.is_closed:
+                self._outbound = httpx.Client(timeout=OUTBOUND_TIMEOUT)
+            return self._outbound
+
     def stop(self) -> None:
         self.scheduler.stop()
+        with self.lock:
+            if self._outbound is not None:
+                self._outbound.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.close_connections()

@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
@@ -64,7 +64,6 @@ RETRY_AFTER = 30.0  # documented seconds in a 429's retry_after
 # Courtesy: ModelsLab documents no poll spacing; we hold ourselves to one fetch per job per second.
 FETCH_COURTESY_INTERVAL = 1.0
 MAX_INIT_IMAGE_SIDE = 512  # img2video: height/width ≤ 512, so we send images no larger
-INIT_IMAGE_TIMEOUT = 10.0  # real seconds
 FIRST_ID = 1000
 TIP = (
     "Your request is processing in the background; fetch it with the fetch_result URL "
@@ -150,18 +149,6 @@ class ModelsLabSimulator(Simulator):
         # Courtesy: after a 429 with retry_after, the same call must wait that long.
         self._submit_blocked: dict[str, float] = {}
         self._fetch_blocked: dict[tuple[str, int], float] = {}
-        # One client for init_image fetches and webhooks: a new httpx client per call costs tens of
-        # milliseconds (it loads the CA bundle), enough to distort scaled time in tests.
-        self._http: httpx.Client | None = None
-
-    def start(self) -> Self:
-        self._http = httpx.Client(timeout=INIT_IMAGE_TIMEOUT)
-        return super().start()
-
-    def stop(self) -> None:
-        super().stop()
-        if self._http is not None:
-            self._http.close()
 
     @property
     def base_url(self) -> str:
@@ -292,7 +279,7 @@ class ModelsLabSimulator(Simulator):
                 return [f"init_image: must be an http(s) URL, not {value[:60]!r}"]
             try:
                 # Outside the lock: the image may be served by a slow or single-threaded server.
-                answer = self._client().get(value, follow_redirects=True)
+                answer = self.outbound().get(value, follow_redirects=True)
                 answer.raise_for_status()
             except httpx.HTTPError as problem:
                 return [f"could not fetch init_image: {problem!r}"]
@@ -500,15 +487,10 @@ class ModelsLabSimulator(Simulator):
 
         threading.Thread(target=deliver, name=f"webhook-{job.id}", daemon=True).start()
 
-    def _client(self) -> httpx.Client:
-        if self._http is None or self._http.is_closed:
-            self._http = httpx.Client(timeout=INIT_IMAGE_TIMEOUT)
-        return self._http
-
     def _post(self, job_id: int, url: str, body: dict[str, Any]) -> WebhookDelivery:
         status = error = None
         try:
-            status = self._client().post(url, json=body).status_code
+            status = self.outbound().post(url, json=body).status_code
         # Best effort, as documented: recorded, not raised. (RuntimeError: stopped meanwhile.)
         except (httpx.HTTPError, RuntimeError) as problem:
             error = repr(problem)
