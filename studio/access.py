@@ -30,7 +30,9 @@ def team_view(min_role: str = Role.VIEWER):
             if not membership.at_least(min_role):
                 raise PermissionDenied(f"This needs the {min_role} role or higher.")
             request.membership, request.team = membership, membership.team
-            request.session[CURRENT_TEAM_KEY] = membership.team.slug
+            if request.session.get(CURRENT_TEAM_KEY) != membership.team.slug:
+                # Written only when the team changes: a polled partial writes nothing.
+                request.session[CURRENT_TEAM_KEY] = membership.team.slug
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -207,3 +207,18 @@ def test_a_local_job_keeps_its_frame_progress_and_shows_no_eta(personas, client_
     body = status_of(client_for(personas.member), personas, job)
     assert 'value="40"' in body and "48 / 120 frames" in body
     assert "left" not in body and "Any moment now" not in body
+
+
+def test_polling_a_remote_jobs_status_writes_nothing_and_stays_cheap(personas, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    now = timezone.now()
+    job = remote_job(personas, running_at=now - timedelta(seconds=30))
+    client = client_for(personas.member)
+    status_of(client, personas, job)  # the first visit remembers the team in the session
+    with CaptureQueriesContext(connection) as queries:
+        status_of(client, personas, job)
+    writes = [q["sql"] for q in queries if q["sql"].split()[0] in ("INSERT", "UPDATE", "DELETE")]
+    assert writes == []
+    assert len(queries) <= 12  # issue 9 brings this to 4

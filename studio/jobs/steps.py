@@ -39,7 +39,7 @@ COLLECT_LEASE = timedelta(minutes=10)
 def submit(provider: Provider, job_id) -> None:
     """Send a job the engine has moved to SUBMITTING (that move is committed: the attempt is on
     record before the provider hears of it)."""
-    job = Job.objects.filter(pk=job_id, state=S.SUBMITTING).select_related("team").first()
+    job = Job.objects.filter(pk=job_id, state=S.SUBMITTING).first()
     if job is None:
         return
     try:
@@ -75,7 +75,6 @@ def record_submitted(provider: Provider, job: Job, submitted: Submitted) -> None
         status_note="",
         claimed_provider_id="",
     )
-    ratelimit.account(provider, job.key_fingerprint)  # known before the first poll claims it
     if won and submitted.status is not None:
         apply(provider, job, submitted.status, now)
 
@@ -250,7 +249,6 @@ def output_ready(provider: Provider, job: Job, status: Status, seen: dict) -> No
         **seen,
     )
     if updated:
-        ratelimit.account(provider, job.key_fingerprint)
         start_collecting(job.pk)
 
 
@@ -322,7 +320,7 @@ def outcome_unknown(provider: Provider, job: Job, detail: str) -> None:
 def resolve_stale_submission(provider: Provider, job_id) -> None:
     """A SUBMITTING job whose lease ran out: its worker died mid-submit, or it waits for the
     provider to name it, or a callback has named it and a poll must confirm."""
-    job = Job.objects.filter(pk=job_id, state=S.SUBMITTING).select_related("team").first()
+    job = Job.objects.filter(pk=job_id, state=S.SUBMITTING).first()
     if job is None:
         return
     now = timezone.now()
