@@ -206,7 +206,33 @@ if MODELSLAB_PLAN not in ("basic", "standard", "premium"):
     raise ImproperlyConfigured(
         f"MODELSLAB_PLAN must be basic, standard or premium, got {MODELSLAB_PLAN!r}"
     )
-PROVIDER_PLANS = {"modelslab": MODELSLAB_PLAN}
+# Kling v1 through the AI/ML API (seed 003). The seed's create path and the current universal one
+# take the same body; AIML_API_PATH picks which we call ("seed" or "universal").
+AIML_API_KEY = env_str("AIML_API_KEY", "")
+AIML_BASE_URL = env_url("AIML_BASE_URL", "https://api.aimlapi.com", schemes=("http", "https"))
+AIML_API_PATH = env_str("AIML_API_PATH", "universal")
+if AIML_API_PATH not in ("seed", "universal"):
+    raise ImproperlyConfigured(f"AIML_API_PATH must be seed or universal, got {AIML_API_PATH!r}")
+# AKOOL (seed 002): a Bearer token from getToken with the client id and secret (which also decrypt
+# its callbacks), or x-api-key when AKOOL_API_KEY is set.
+AKOOL_API_KEY = env_str("AKOOL_API_KEY", "")
+AKOOL_CLIENT_ID = env_str("AKOOL_CLIENT_ID", "")
+AKOOL_CLIENT_SECRET = env_str("AKOOL_CLIENT_SECRET", "")
+AKOOL_BASE_URL = env_url(
+    "AKOOL_BASE_URL", "https://openapi.akool.com/api/open/v4", schemes=("http", "https")
+)
+AKOOL_TOKEN_URL = env_url(
+    "AKOOL_TOKEN_URL", "https://openapi.akool.com/api/open/v3/getToken", schemes=("http", "https")
+)
+# The subscription the platform holds: 10 s videos and the premium model need "pro" or above.
+AKOOL_PLAN = env_str("AKOOL_PLAN", "pro")
+AKOOL_PLANS = ("free", "starter", "pro", "pro_max", "business", "enterprise")
+if AKOOL_PLAN not in AKOOL_PLANS:
+    raise ImproperlyConfigured(f"AKOOL_PLAN must be one of {', '.join(AKOOL_PLANS)}")
+# Tasks per resultsByIds request (AKOOL documents no limit).
+AKOOL_BATCH_SIZE = env_int("AKOOL_BATCH_SIZE", 50, minimum=1)
+# The client id and secret are checked at start-up (studio.apps): they are AES's IV and key.
+PROVIDER_PLANS = {"modelslab": MODELSLAB_PLAN, "akool": AKOOL_PLAN}
 # Compresses every documented provider wait (poll spacing, rate windows, deadlines) for simulator
 # runs and tests; 1 in production.
 PROVIDER_TIME_SCALE = env_float("PROVIDER_TIME_SCALE", 1.0, minimum=0.001, maximum=1.0)

@@ -43,4 +43,5 @@ urlpatterns = [
         name="provider_callback",
     ),
     path("inputs/<str:token>/", inputs.provider_input, name="provider_input"),
+    path("inputs/files/<str:token>/", inputs.provider_asset, name="provider_asset"),
 ]

@@ -66,6 +66,12 @@ def wake(provider: Provider, job: Job, hint: WebhookHint) -> str:
     now = timezone.now()
     interval = provider.figure(provider.min_poll_interval)
     active = Job.objects.filter(pk=job.pk)
+    if not hint.wake:
+        if hint.progress is None or job.state != S.RUNNING:
+            return ""
+        progress = max(0, min(99, hint.progress))
+        moved = active.filter(state=S.RUNNING, progress__lt=progress).update(progress=progress)
+        return "progress noted" if moved else ""
     if job.state == S.SUBMITTING:
         if not hint.provider_job_id:
             return ""

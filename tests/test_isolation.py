@@ -12,7 +12,7 @@ NOT_TEAM_SCOPED = {"home", "team_create", "invite_accept"}
 STAFF_ONLY = {"staff_overview", "staff_grant", "staff_prices", "staff_audit", "staff_providers"}
 # For providers, not people: each is keyed by an unguessable token or a signature, and answers 404
 # to anything else (tests/test_webhooks.py, tests/test_provider_inputs.py).
-PROVIDER_FACING = {"provider_callback", "provider_input"}
+PROVIDER_FACING = {"provider_callback", "provider_input", "provider_asset"}
 FOREIGN_PREFIXES = ("admin/", "accounts/", "api/")
 
 

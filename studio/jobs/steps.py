@@ -294,7 +294,7 @@ def outcome_unknown(provider: Provider, job: Job, detail: str) -> None:
         transition(job, S.SUBMITTING, S.QUEUED, next_poll_at=now, status_note="")
         return
     _record_incident(job, IncidentKind.OUTCOME_UNKNOWN, detail)
-    if not provider.can_reconcile:
+    if not provider.reconcilable(job):
         transition(
             job,
             S.SUBMITTING,

@@ -1,6 +1,11 @@
 """Creating a job: the one write that checks the image, the parameters and the role together."""
 
+from __future__ import annotations
+
+import uuid
+
 from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
@@ -8,8 +13,9 @@ from django.utils import timezone
 from studio.billing import budgets, ledger
 from studio.billing.errors import CreditError
 from studio.billing.prices import PriceUnavailable, quote
-from studio.models import Job, Membership
+from studio.models import Job, JobAsset, Membership
 from studio.providers import choose
+from studio.providers.base import AssetDraft, AssetsRefused
 from studio.tasks import enqueue_job
 from studio.uploads import UploadRefused, check_image
 
@@ -23,9 +29,14 @@ class JobRefused(ValueError):
 
 
 def submit_job(
-    membership: Membership, image: UploadedFile | None, provider_key: str, params: dict
+    membership: Membership,
+    image: UploadedFile | None,
+    provider_key: str,
+    params: dict,
+    files=None,
 ) -> Job:
-    """Create a queued job for the member's team and hand it to the workers.
+    """Create a queued job for the member's team and hand it to the workers. `files` holds what
+    the model sends beside the image (an end frame, masks, an audio track).
 
     Nothing is stored unless every check passes.
     """
@@ -33,6 +44,7 @@ def submit_job(
         raise PermissionDenied("Viewers can watch and download, but not submit jobs.")
     errors: dict[str, list[str]] = {}
     provider, spec, clean, errors = choose(provider_key, params)
+    checked = None
     if image is None:
         errors["image"] = ["Choose an image to animate."]
     else:
@@ -40,42 +52,82 @@ def submit_job(
             checked = check_image(image)
         except UploadRefused as refusal:
             errors["image"] = [str(refusal)]
+    drafts: list[AssetDraft] = []
+    if spec is not None and checked is not None:
+        if problem := provider.check_input(spec.key, checked.width, checked.height):
+            errors["image"] = [problem]
+        try:
+            drafts = provider.take_assets(spec.key, clean, files or {}, params, checked)
+        except AssetsRefused as refusal:
+            errors |= refusal.errors
     if not errors:
         try:
-            price = quote(provider.key, spec.key, provider.price_keys(spec.key, clean))
+            price = quote(
+                provider.key, provider.priced_as(spec.key), provider.price_keys(spec.key, clean)
+            )
         except PriceUnavailable as missing:
             errors["provider"] = [str(missing)]
     if errors:
         raise JobRefused(errors)
 
-    now = timezone.now()
     job = Job(
         team=membership.team,
         creator=membership.user,
         provider=provider.key,
         model=spec.key,
         params=clean,
-        price_version=price.version,
-        price_quoted=price.amount,
-        # Waiting for a provider slot counts too: a job nobody could send expires and is refunded.
-        deadline_at=now + provider.figure(provider.queue_deadline + provider.deadline),
-        next_poll_at=now,
         input_width=checked.width,
         input_height=checked.height,
     )
     job.input_image.save(checked.storage_name(), image, save=False)
+    return create_reserved(job, provider, price, drafts, owns_image=True)
+
+
+def create_reserved(job: Job, provider, price, drafts=(), *, owns_image: bool) -> Job:
+    """Save a new job with its files and its reservation, all of it or none of it, and hand it
+    to the engine. `owns_image`: the job's input file was stored for it (and goes if it fails);
+    a job made from another's output shares that job's file and never deletes it."""
+    now = timezone.now()
+    job.price_version = price.version
+    job.price_quoted = price.amount
+    # Waiting for a provider slot counts too: a job nobody could send expires and is refunded.
+    job.deadline_at = now + provider.figure(provider.queue_deadline + provider.deadline)
+    job.next_poll_at = now
+    assets = [_stored(draft) for draft in drafts]
+
+    def discard_files():
+        if owns_image:
+            job.input_image.delete(save=False)
+        for asset in assets:
+            asset.file.delete(save=False)
+
     try:
         with transaction.atomic():  # reserve, create and enqueue: all of it or none of it
             job.save()
+            for asset in assets:
+                asset.job = job
+            JobAsset.objects.bulk_create(assets)
             ledger.reserve(job)
             budgets.send_warnings(job.team, job.creator)
             enqueue_job(job)
     except CreditError as refusal:
-        job.input_image.delete(save=False)
+        discard_files()
         raise JobRefused({"credits": [str(refusal)]}) from None
     except BaseException:
-        # An error after the commit (an on_commit step) leaves a real job that needs its file.
+        # An error after the commit (an on_commit step) leaves a real job that needs its files.
         if not Job.objects.filter(pk=job.pk).exists():
-            job.input_image.delete(save=False)  # the row never existed: neither may its file
+            discard_files()  # the row never existed: neither may its files
         raise
     return job
+
+
+def _stored(draft: AssetDraft) -> JobAsset:
+    asset = JobAsset(
+        role=draft.role,
+        position=draft.position,
+        content_type=draft.content_type,
+        trajectory=draft.trajectory,
+    )
+    name = f"{uuid.uuid4().hex}.{draft.extension}"  # never a name the uploader chose
+    asset.file.save(name, ContentFile(draft.data), save=False)
+    return asset

@@ -7,12 +7,14 @@ from studio.models.billing import (
     PriceBookVersion,
     PriceRule,
 )
-from studio.models.jobs import Job, JobState
+from studio.models.jobs import AssetRole, Job, JobAsset, JobState
 from studio.models.providers import IncidentKind, ProviderAccount, ProviderIncident
 from studio.models.teams import Invite, Membership, Role, Team
 from studio.models.users import User
 
 __all__ = [
+    "AssetRole",
+    "JobAsset",
     "AuditEntry",
     "BudgetWarning",
     "CreditAccount",

@@ -108,6 +108,17 @@ class Job(models.Model):
     original_output = models.FileField(
         upload_to="originals/%Y/%m/", blank=True, help_text="The provider's GIF, kept for download."
     )
+    # A job made from another's finished video (AKOOL: an audio track added to it).
+    source_job = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="derived_jobs"
+    )
+    # Deleting a video removes our copy at once; the provider's copy (where it keeps one we can
+    # delete) follows through the engine, retried while the provider says it is busy.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    provider_delete_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="When to ask the provider to delete its copy next."
+    )
+    provider_deleted_at = models.DateTimeField(null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
@@ -118,6 +129,11 @@ class Job(models.Model):
             models.Index(fields=["state", "next_poll_at"]),
             models.Index(fields=["state", "deadline_at"]),
             models.Index(fields=["provider", "state", "next_poll_at"]),
+            models.Index(
+                fields=["provider_delete_due_at"],
+                name="job_provider_delete_due",
+                condition=models.Q(provider_delete_due_at__isnull=False),
+            ),
         ]
 
     def __str__(self):
@@ -159,3 +175,33 @@ class Job(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+
+class AssetRole(models.TextChoices):
+    TAIL_IMAGE = "tail_image", "End frame"
+    STATIC_MASK = "static_mask", "Static mask"
+    DYNAMIC_MASK = "dynamic_mask", "Dynamic mask"
+    AUDIO = "audio", "Audio track"
+
+
+class JobAsset(models.Model):
+    """A file a job sends beside its image: an end frame, a motion-brush mask (with its
+    trajectory), an audio track. Providers fetch it through a signed URL (studio.inputs)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="assets")
+    role = models.CharField(max_length=16, choices=AssetRole.choices)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Order among its role.")
+    file = models.FileField(upload_to="job-assets/%Y/%m/")
+    content_type = models.CharField(max_length=64)
+    trajectory = models.JSONField(
+        default=list, blank=True, help_text="A dynamic mask's path: [[x, y], ...] in image pixels."
+    )
+
+    class Meta:
+        ordering = ["role", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "role", "position"], name="one_asset_per_slot")
+        ]
+
+    def __str__(self):
+        return f"{self.get_role_display()} {self.position} of job {self.job_id}"

@@ -86,10 +86,34 @@ class WebhookHint:
 
     provider_job_id: str = ""
     note: str = ""
+    # A callback that only reports progress (AKOOL's "processing") sets it and wakes nothing.
+    progress: int | None = None
+    wake: bool = True
 
 
 class WebhookRejected(ValueError):
     pass
+
+
+@dataclass
+class AssetDraft:
+    """A file a job will send beside its image (studio.models.JobAsset), checked but not yet
+    stored: submit_job stores it with the job, or not at all."""
+
+    role: str
+    data: bytes
+    extension: str  # of the stored name: png, jpg, mp3 ...
+    content_type: str
+    position: int = 0
+    trajectory: list = field(default_factory=list)
+
+
+class AssetsRefused(ValueError):
+    """Files sent beside the image are wrong; `errors` maps each form field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
 
 
 class Provider:
@@ -150,6 +174,37 @@ class Provider:
     def price_keys(self, model: str, params: dict) -> dict:
         """The job's parameters as the price book's match fields (resolution, duration, audio)."""
         return {}
+
+    def priced_as(self, model: str) -> str:
+        """The price book model a job of `model` is priced under (usually itself)."""
+        return model
+
+    def check_input(self, model: str, width: int, height: int) -> str:
+        """Why the provider would refuse an image of this (upright) size, figures included; ""
+        when it would take it. Checked before anything is reserved."""
+        return ""
+
+    def take_assets(self, model: str, params: dict, files, data, image) -> list[AssetDraft]:
+        """The files a job of `model` sends beside its image, from the form's or the API's
+        `files` and raw `data`, checked against the provider's limits (AssetsRefused if not).
+        `image` is the checked input image (its upright width and height)."""
+        return []
+
+    def form_context(self, model: str) -> dict:
+        """Extra things the new-job form shows for this model (an effects gallery)."""
+        return {}
+
+    def reconcilable(self, job: Job) -> bool:
+        """After an unknown outcome, can the provider still tell us this job's id?"""
+        return self.can_reconcile
+
+    # Providers that keep a copy we can delete (AKOOL's delbyids).
+    deletes_remote: bool = False
+
+    def delete_remote(self, jobs: list[Job]) -> dict[Any, str | ProviderError]:
+        """Ask the provider to delete its copies: per job "deleted", "busy" (still processing:
+        ask again later) or "gone" (it had none), or an error."""
+        raise NotImplementedError
 
     def deadline_for(self, job: Job) -> timedelta:
         return self.deadline

@@ -23,6 +23,7 @@ def new_job(request):
                 request.FILES.get("image"),
                 request.POST.get("provider", ""),
                 request.POST,
+                request.FILES,
             )
         except JobRefused as refusal:
             form.add_refusal(refusal.errors)
