@@ -40,6 +40,9 @@ class NewJobForm(forms.Form):
         self.provider_key, self.model_key, self.spec = provider.key, spec.key, spec
         self.model_choices = provider.model_choices()
         self.params = spec.form_class(data, initial=params_initial)
+        # What the chosen model shows beside its fields: a partial template and its context
+        # (Kling's motion brush, AKOOL's effects gallery).
+        self.extras = provider.form_context(spec.key)
 
     @classmethod
     def like(

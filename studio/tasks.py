@@ -39,11 +39,20 @@ def collect_output(job_id: str) -> None:
     collect(job_id)
 
 
+def delete_provider_copies() -> None:
+    from studio.jobs.deletion import delete_provider_copies as delete
+
+    delete()
+
+
 def sweep() -> None:
     """Periodic safety net (django-q2's scheduler): one engine tick and expiry, so jobs move even
-    if no `run_engine` loop is running."""
+    if no `run_engine` loop is running; and provider copies of deleted videos still due."""
+    from studio.jobs.deletion import delete_provider_copies as delete
+
     now = timezone.now()
     moved = engine.tick(now)
     expired = expire_overdue(now)
-    if moved or expired:
-        log.info("sweep: %d steps, %d expired", moved, expired)
+    deleted = delete(now)
+    if moved or expired or deleted:
+        log.info("sweep: %d steps, %d expired, %d provider copies deleted", moved, expired, deleted)

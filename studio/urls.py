@@ -12,6 +12,8 @@ team_patterns = [
     path("jobs/<uuid:job_id>/", jobs.job_detail, name="job_detail"),
     path("jobs/<uuid:job_id>/status/", jobs.job_status, name="job_status"),
     path("jobs/<uuid:job_id>/cancel/", jobs.job_cancel, name="job_cancel"),
+    path("jobs/<uuid:job_id>/add-audio/", jobs.job_add_audio, name="job_add_audio"),
+    path("jobs/<uuid:job_id>/delete/", jobs.job_delete, name="job_delete"),
     path("jobs/<uuid:job_id>/files/<str:kind>/", files.job_file, name="job_file"),
     path("gallery/", gallery.gallery, name="gallery"),
     path("credits/", credits.credits_page, name="credits"),
@@ -35,6 +37,12 @@ urlpatterns = [
     path("staff/prices/", staff.staff_prices, name="staff_prices"),
     path("staff/audit/", staff.staff_audit, name="staff_audit"),
     path("staff/providers/", staff.staff_providers, name="staff_providers"),
+    path("staff/reconciliation/", staff.staff_reconciliation, name="staff_reconciliation"),
+    path(
+        "staff/reconciliation.csv",
+        staff.staff_reconciliation_csv,
+        name="staff_reconciliation_csv",
+    ),
     path("t/<slug:team_slug>/", include(team_patterns)),
     # Providers: callbacks (unguessable token per job) and input images (signed, expiring).
     path(

@@ -44,6 +44,9 @@ def submit_job(
         raise PermissionDenied("Viewers can watch and download, but not submit jobs.")
     errors: dict[str, list[str]] = {}
     provider, spec, clean, errors = choose(provider_key, params)
+    if spec is not None and spec.key not in dict(provider.model_choices()):
+        # A model made only from another job (AKOOL's add-audio): see studio.jobs.derived.
+        spec, errors = None, {"model": [f"{spec.label} is made from a finished video's page."]}
     checked = None
     if image is None:
         errors["image"] = ["Choose an image to animate."]

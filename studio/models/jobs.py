@@ -164,6 +164,20 @@ class Job(models.Model):
         return spec.label if spec else self.model or "Video"
 
     @property
+    def provider_label(self) -> str:
+        from studio.providers import PROVIDERS
+
+        provider = PROVIDERS.get(self.provider)
+        return provider.label if provider else self.provider
+
+    @property
+    def provider_keeps_copy(self) -> bool:
+        from studio.providers import PROVIDERS
+
+        provider = PROVIDERS.get(self.provider)
+        return bool(provider and provider.deletes_remote and self.provider_job_id)
+
+    @property
     def settlement(self):
         """The capture or release of this job's credits, once it has one."""
         return self.ledger.filter(kind__in=["capture", "release"]).first()

@@ -37,7 +37,8 @@ class GalleryFilter(forms.Form):
 def gallery(request):
     """The team's videos, filtered by who made them, provider and state, a page at a time."""
     filters = GalleryFilter(request.GET, request.team)
-    jobs = filters.apply(Job.objects.filter(team=request.team).select_related("creator"))
+    team_jobs = Job.objects.filter(team=request.team, deleted_at__isnull=True)
+    jobs = filters.apply(team_jobs.select_related("creator"))
     page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"filters": filters, "page": page, "query": query_without_page(request)}
     return render(request, partial_or_page(request, "studio/gallery.html", "results"), context)

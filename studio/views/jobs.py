@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
@@ -6,7 +7,8 @@ from django_htmx.http import HttpResponseStopPolling
 from studio.access import find_team_job, team_job_or_404, team_view
 from studio.billing.estimate import estimate
 from studio.forms import NewJobForm
-from studio.jobs import eta
+from studio.jobs import derived, eta
+from studio.jobs.deletion import DeleteRefused, delete_video, may_delete
 from studio.jobs.states import cancel
 from studio.jobs.submit import JobRefused, submit_job
 from studio.models import Role
@@ -47,17 +49,25 @@ def params_fields(request):
     return render(request, "studio/job_new.html#params", {"form": form})
 
 
+def _status_context(request, job) -> dict:
+    context = {"job": job, "eta": eta.estimate(job)}
+    if job.is_terminal:  # what a finished job offers; a polled active job computes none of it
+        context["may_delete"] = may_delete(request.membership, job) and not job.deleted_at
+        can_submit = request.membership.can_submit
+        context["audio_price"] = derived.audio_price(job) if can_submit else None
+    return context
+
+
 @team_view()
 def job_detail(request, job_id):
     job = team_job_or_404(request, job_id)
-    return render(request, "studio/job_detail.html", {"job": job, "eta": eta.estimate(job)})
+    return render(request, "studio/job_detail.html", _status_context(request, job))
 
 
 @team_view()
 def job_status(request, job_id):
     job = team_job_or_404(request, job_id)
-    context = {"job": job, "eta": eta.estimate(job)}
-    response = render(request, "studio/job_detail.html#status", context)
+    response = render(request, "studio/job_detail.html#status", _status_context(request, job))
     if job.is_terminal:
         # 286 tells htmx to stop polling; the swap still happens, so the player appears.
         return HttpResponseStopPolling(response.content)
@@ -80,3 +90,32 @@ def price_estimate(request):
     """The price and what would remain, refreshed as the form changes."""
     figures = estimate(request.membership, request.GET.get("provider", ""), request.GET)
     return render(request, "studio/job_new.html#price", {"estimate": figures})
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def job_add_audio(request, job_id):
+    """A new job adding an audio track to this job's finished video (AKOOL)."""
+    source = team_job_or_404(request, job_id)
+    try:
+        job = derived.add_audio(request.membership, source, request.POST, request.FILES)
+    except JobRefused as refusal:
+        for messages_ in refusal.errors.values():
+            for message in messages_:
+                messages.error(request, message)
+        return redirect("job_detail", team_slug=request.team.slug, job_id=source.pk)
+    return redirect("job_detail", team_slug=request.team.slug, job_id=job.pk)
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def job_delete(request, job_id):
+    job = team_job_or_404(request, job_id)
+    try:
+        deleted = delete_video(request.membership, job)
+    except (DeleteRefused, PermissionDenied) as refusal:
+        messages.error(request, str(refusal))
+        return redirect("job_detail", team_slug=request.team.slug, job_id=job.pk)
+    if deleted:
+        messages.success(request, "The video was deleted.")
+    return redirect("gallery", team_slug=request.team.slug)
