@@ -9,7 +9,15 @@ from tests.factories import make_job
 
 # Routes that are not about one team's data; everything else must carry a team.
 NOT_TEAM_SCOPED = {"home", "team_create", "invite_accept"}
-STAFF_ONLY = {"staff_overview", "staff_grant", "staff_prices", "staff_audit", "staff_providers"}
+STAFF_ONLY = {
+    "staff_overview",
+    "staff_grant",
+    "staff_prices",
+    "staff_audit",
+    "staff_providers",
+    "staff_reconciliation",
+    "staff_reconciliation_csv",
+}
 # For providers, not people: each is keyed by an unguessable token or a signature, and answers 404
 # to anything else (tests/test_webhooks.py, tests/test_provider_inputs.py).
 PROVIDER_FACING = {"provider_callback", "provider_input", "provider_asset"}

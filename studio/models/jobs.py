@@ -129,6 +129,7 @@ class Job(models.Model):
             models.Index(fields=["state", "next_poll_at"]),
             models.Index(fields=["state", "deadline_at"]),
             models.Index(fields=["provider", "state", "next_poll_at"]),
+            models.Index(fields=["finished_at", "provider"]),  # the staff reconciliation
             models.Index(
                 fields=["provider_delete_due_at"],
                 name="job_provider_delete_due",

@@ -4,25 +4,29 @@ the providers' health.
 To anyone but staff they answer 404, as if they did not exist.
 """
 
+import csv
 import json
+from datetime import timedelta
 from functools import wraps
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from studio.billing import ledger
+from studio.billing import ledger, reconciliation
 from studio.billing.errors import CreditError
 from studio.billing.staff import PriceBookChanged, edit_prices, grant_or_adjust, teams_with_figures
 from studio.models import AuditEntry, PriceBookVersion, PriceRule, Team
 from studio.providers.health import all_incidents, provider_health
+from studio.views.credits import _date_field, _Echo
 from studio.views.htmx import partial_or_page
 
 PAGE_SIZE = 50
@@ -209,3 +213,119 @@ def staff_providers(request):
     providers = provider_health()
     context = {"providers": providers, "incidents": all_incidents(providers)}
     return render(request, "studio/staff_providers.html", context)
+
+
+# --- Reconciliation with the providers' figures ---------------------------------------------
+MOST_DAYS = 366  # a year a page: the table has a row per provider and day
+
+
+class ReconciliationFilter(forms.Form):
+    provider = forms.ChoiceField(
+        label="Provider",
+        required=False,
+        error_messages={"invalid_choice": "Choose a provider from the list."},
+    )
+    start = _date_field("From")
+    end = _date_field("To")
+    day = _date_field("Day")
+    kind = forms.ChoiceField(
+        label="Export",
+        required=False,
+        choices=[("", "Differing jobs"), ("jobs", "Differing jobs"), ("days", "Days")],
+        error_messages={"invalid_choice": "Export jobs or days."},
+    )
+
+    def __init__(self, data):
+        super().__init__(data)
+        choices = reconciliation.provider_choices()
+        self.fields["provider"].choices = [("", "Every provider"), *choices]
+        for field in (self.fields[name] for name in ("start", "end", "day")):
+            for code in ("min_value", "max_value"):  # these name the field; problems() does too
+                message = field.error_messages[code]
+                field.error_messages[code] = message.removeprefix(f"{field.label}: ")
+
+    def clean(self):
+        """Fill in a missing bound so there is always a range: 30 days from the start, 30 days
+        up to the end, or the last 30 days."""
+        data = super().clean()
+        if "start" in self.errors or "end" in self.errors:
+            return data
+        span = timedelta(days=reconciliation.DEFAULT_DAYS - 1)
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
+            self.add_error("end", "The end date is before the start date.")
+            return data
+        if start and not end:
+            end = start + span
+        elif end and not start:
+            start = end - span
+        elif not start:
+            start, end = reconciliation.default_range()
+        if (end - start).days >= MOST_DAYS:
+            self.add_error("end", f"Choose at most {MOST_DAYS} days.")
+        data["start"], data["end"] = start, end
+        return data
+
+    def problems(self) -> list[str]:
+        return [
+            f"{self.fields[name].label if name in self.fields else 'Filters'}: {error}"
+            for name, errors in self.errors.items()
+            for error in errors
+        ]
+
+
+@staff_view
+@require_GET
+def staff_reconciliation(request):
+    """Per provider and day, our captured credits beside the provider's reported figures; with a
+    `day`, that day's jobs whose figures differ."""
+    filters = ReconciliationFilter(request.GET)
+    context = {"filters": filters, "time_zone": settings.TIME_ZONE}
+    if filters.is_valid():
+        data = filters.cleaned_data
+        provider = data["provider"] or None
+        rows = reconciliation.daily(provider, start=data["start"], end=data["end"])
+        selection = {"start": data["start"].isoformat(), "end": data["end"].isoformat()}
+        context |= {
+            "providers": reconciliation.by_provider(rows),
+            "start": data["start"],
+            "end": data["end"],
+            "range_query": urlencode(selection),
+            "query": urlencode({"provider": provider, **selection} if provider else selection),
+        }
+        if data["day"]:
+            jobs = reconciliation.differing_jobs(provider, data["day"])
+            context |= {
+                "day": data["day"],
+                "jobs": list(jobs),
+                "day_provider": provider,
+                "day_label": reconciliation.provider_label(provider or ""),
+            }
+    return render(request, "studio/staff_reconciliation.html", context)
+
+
+@staff_view
+@require_GET
+def staff_reconciliation_csv(request):
+    """The page's filters as CSV: a row per differing job, or with `kind=days` a row per provider
+    and day. A `day` narrows the range to that day."""
+    filters = ReconciliationFilter(request.GET)
+    if not filters.is_valid():
+        return HttpResponseBadRequest("\n".join(filters.problems()), content_type="text/plain")
+    data = filters.cleaned_data
+    provider = data["provider"] or None
+    start, end = (data["day"], data["day"]) if data["day"] else (data["start"], data["end"])
+    kind = data["kind"] or "jobs"
+    if kind == "days":
+        rows = reconciliation.day_csv_rows(reconciliation.daily(provider, start=start, end=end))
+    else:
+        rows = reconciliation.job_csv_rows(reconciliation.differing_jobs(provider, start, end))
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"
+    )
+    name = f"reconciliation-{kind}-{start:%Y-%m-%d}-{end:%Y-%m-%d}"
+    if provider:
+        name += f"-{provider}"
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
