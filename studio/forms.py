@@ -43,6 +43,7 @@ class NewJobForm(forms.Form):
         # What the chosen model shows beside its fields: a partial template and its context
         # (Kling's motion brush, AKOOL's effects gallery).
         self.extras = provider.form_context(spec.key)
+        self.replaced = frozenset(self.extras.get("replaces", ()))  # fields the extras draw
 
     @classmethod
     def like(

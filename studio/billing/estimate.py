@@ -42,7 +42,8 @@ def estimate(membership: Membership, provider_key: str, data) -> Estimate:
         problem = " ".join(message for messages in errors.values() for message in messages)
     else:
         try:
-            price = quote(provider.key, spec.key, provider.price_keys(spec.key, params)).amount
+            keys = provider.price_keys(spec.key, params)
+            price = quote(provider.key, provider.priced_as(spec.key), keys).amount
         except PriceUnavailable as missing:
             problem = str(missing)
     return Estimate(price, problem, account.available, member_remaining, team_cap_remaining)

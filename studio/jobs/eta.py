@@ -56,15 +56,16 @@ def estimate(job: Job, now: datetime | None = None) -> Eta | None:
 
 
 def _progress(job: Job, at: datetime, now: datetime) -> int:
-    if job.progress:
-        return min(99, job.progress)
+    """The provider's own figure, or the share of the expected run gone by, whichever is
+    further: a figure reported once (AKOOL's "processing" callback) must not freeze the bar."""
+    stored = min(99, job.progress or 0)
     if job.running_at is None:
-        return 0
+        return stored
     expected = (at - job.running_at).total_seconds()
     if expected <= 0:
         return 99
     elapsed = (now - job.running_at).total_seconds()
-    return max(0, min(99, int(100 * elapsed / expected)))
+    return max(stored, min(99, int(100 * elapsed / expected)))
 
 
 def recent_run_time(provider_key: str, model: str) -> timedelta | None:
