@@ -7,8 +7,9 @@ For AKOOL they are the same unit (our prices mirror its table); for the AI/ML AP
 credits against our staff-set price. Either way a difference is worth a look, job by job.
 
 A job belongs to the day it finished on (`finished_at`) in the server's time zone. A provider
-"reports" if any job of it ever carried a reported figure: for such a provider a delivered job
-without a figure is a difference; for the others the page says "not reported".
+"reports" when its adapter says its answers carry what it charged (`Provider.reports_cost`): for
+such a provider a delivered job without a figure is a difference; for the others the page says
+"not reported".
 """
 
 from collections.abc import Iterator
@@ -157,13 +158,8 @@ def _day_start(day: date) -> datetime:
 
 
 def reporting_providers() -> set[str]:
-    """Providers that have reported a figure for any job, ever."""
-    return set(
-        Job.objects.filter(provider_credits_used__isnull=False)
-        .order_by()
-        .values_list("provider", flat=True)
-        .distinct()
-    )
+    """Providers whose answers say what they charged (declared by their adapters)."""
+    return {key for key, provider in PROVIDERS.items() if provider.reports_cost}
 
 
 def _jobs(provider: str | None, start: date, end: date) -> QuerySet:

@@ -67,6 +67,7 @@ class Akool(Provider):
     queue_deadline = timedelta(hours=1)
     submit_timeout = 60.0  # AKOOL fetches our image (and audio) before it answers
     deletes_remote = True
+    reports_cost = True  # each task carries deduction_credit
 
     def __init__(self):
         self._specs: dict[str, tuple[ModelSpec, ...]] = {}

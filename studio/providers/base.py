@@ -135,6 +135,8 @@ class Provider:
     can_reconcile: bool = False
     # Our own engine: a lost submission can simply be made again, nothing is spent.
     resend_safe: bool = False
+    # Its answers say what it charged (Status.cost): staff reconcile our charges against it.
+    reports_cost: bool = False
 
     @property
     def pace(self) -> timedelta:
