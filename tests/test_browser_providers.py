@@ -10,6 +10,7 @@ from django_q.conf import Conf
 from studio.billing import staff
 from studio.models import PriceBookVersion
 from studio.providers import http
+from tests.browser import session_cookie
 from tests.conftest import make_image_bytes
 from tests.providers import MODELSLAB_KEY, STABILITY_KEY
 from tests.simulators import ModelsLabSimulator, StabilitySimulator
@@ -72,7 +73,7 @@ def test_a_member_runs_a_provider_job_from_the_browser(
     photo = tmp_path / "harbour.jpg"
     photo.write_bytes(make_image_bytes("JPEG", (1600, 1000)))
     context = browser.new_context(viewport={"width": 1200, "height": 900})
-    context.add_cookies([_session_cookie(live_server, personas.member)])
+    context.add_cookies([session_cookie(live_server, personas.member)])
     page = context.new_page()
     page.goto(f"{live_server.url}/t/{personas.team.slug}/jobs/new/")
     page.set_input_files("input[name=image]", str(photo))
@@ -107,16 +108,3 @@ def test_a_member_runs_a_provider_job_from_the_browser(
     assert stability.base_url not in html and modelslab.root_url not in html
     assert stability.violations == [] and modelslab.violations == []
     page.screenshot(path=str(tmp_path / f"{provider}.png"), full_page=True)
-
-
-def _session_cookie(live_server, user) -> dict:
-    from django.conf import settings as django_settings
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return {
-        "name": django_settings.SESSION_COOKIE_NAME,
-        "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value,
-        "url": live_server.url,
-    }
