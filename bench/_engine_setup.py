@@ -296,6 +296,8 @@ def run_engine_process(flags: list[str]) -> None:
 
     --unlimited-rate: the Stability account's token bucket allows 1,000,000 requests per 10 s, so
         the capacity benchmark measures the engine, not the rate limit (its simulator has none).
+    --no-batch-fill: a batched poll (AKOOL) takes only the jobs already due, none of those about
+        to fall due, so bench/provider_batch.py can show what riding along is worth.
     --stub-collect: copying a finished output (steps.collect_later, normally a django-q2 task
         `studio.tasks.collect_output`, run by a separate worker) is replaced by marking the job
         succeeded at once (which captures its credits). The benchmarks that use it measure
@@ -311,6 +313,10 @@ def run_engine_process(flags: list[str]) -> None:
     from studio.models import JobState
     from studio.providers import PROVIDERS
 
+    if "--no-batch-fill" in flags:  # batched polls take only what is due (for comparison)
+        from studio.jobs import engine
+
+        engine.BATCH_FILL_AHEAD = 0.0
     if "--unlimited-rate" in flags:  # "a simulator with no account limit": none on our side
         PROVIDERS["stability"].rate_limit = None
     if "--stub-collect" in flags:

@@ -72,6 +72,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--scale", type=float, default=1.0, help="PROVIDER_TIME_SCALE")
     parser.add_argument("--batch-size", type=int, default=50, help="AKOOL_BATCH_SIZE")
+    parser.add_argument(
+        "--no-batch-fill",
+        action="store_true",
+        help="batched polls take only the jobs already due (to compare with the default)",
+    )
     args = parser.parse_args()
     rng = random.Random(7)
     sim = AkoolSimulator(CLIENT_ID, CLIENT_SECRET, time_scale=args.scale).start()
@@ -96,7 +101,8 @@ def main() -> None:
         membership = setup.make_member(credits=20 * args.jobs)
         ids = [uuid.uuid4().hex[:24] for _ in range(args.jobs)]
         jobs = setup.seed_running_jobs(membership, akool, "image2video", ids)
-        engine = setup.start_engine(env, "--stub-collect")
+        flags = ["--stub-collect"] + (["--no-batch-fill"] if args.no_batch_fill else [])
+        engine = setup.start_engine(env, *flags)
         clock = setup.Clock()
         start = time.monotonic() + 2.0
         tasks = [
@@ -127,7 +133,8 @@ def main() -> None:
                 lags.append(at - (previous + pace))
                 previous = at
         print(
-            f"{args.jobs} AKOOL jobs, batch size {args.batch_size}, pace {pace:.1f} s; ran "
+            f"{args.jobs} AKOOL jobs, batch size {args.batch_size}"
+            f"{', only jobs already due' if args.no_batch_fill else ''}, pace {pace:.1f} s; ran "
             f"{elapsed:.0f} s; job states {states}; {len(sizes)} resultsByIds requests for "
             f"{polls} task polls"
         )
