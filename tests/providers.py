@@ -77,3 +77,51 @@ def settled(job) -> bool:
 
 def make_due(job) -> None:
     Job.objects.filter(pk=job.pk).update(next_poll_at=timezone.now())
+
+
+AIML_KEY = "aiml-test-key-0123456789"
+
+
+@pytest.fixture
+def aimlapi(settings, live_server):
+    """The AI/ML API's simulator (Kling v1 standard). It fetches our signed image, end frame and
+    mask URLs over real HTTP, so the app is served by pytest-django's live server."""
+    from tests.simulators import AimlApiSimulator
+
+    with AimlApiSimulator(AIML_KEY, time_scale=TIME_SCALE) as sim:
+        settings.AIML_API_KEY = AIML_KEY
+        settings.AIML_BASE_URL = sim.base_url
+        settings.AIML_API_PATH = "seed"
+        settings.PROVIDER_TIME_SCALE = TIME_SCALE
+        settings.PUBLIC_BASE_URL = live_server.url
+        http.reset_clients()
+        yield sim
+    http.reset_clients()
+
+
+AKOOL_CLIENT_ID = "studio-akool-001"  # 16 bytes: the IV of its encrypted callbacks
+AKOOL_CLIENT_SECRET = "akool-test-secret-0123456789abcd"  # 32 bytes: their AES key
+AKOOL_KEY = "akool-test-api-key-0123456789"
+
+
+@pytest.fixture
+def akool(settings, live_server):
+    """AKOOL's simulator (pro plan), reached with a getToken token; it also takes AKOOL_KEY as
+    x-api-key. It fetches our signed image and audio URLs and posts its encrypted callbacks to
+    our app over real HTTP, so the app is served by pytest-django's live server."""
+    from tests.simulators import AkoolSimulator
+
+    with AkoolSimulator(
+        AKOOL_CLIENT_ID, AKOOL_CLIENT_SECRET, api_key=AKOOL_KEY, time_scale=TIME_SCALE
+    ) as sim:
+        settings.AKOOL_API_KEY = ""
+        settings.AKOOL_CLIENT_ID = AKOOL_CLIENT_ID
+        settings.AKOOL_CLIENT_SECRET = AKOOL_CLIENT_SECRET
+        settings.AKOOL_BASE_URL = sim.base_url
+        settings.AKOOL_TOKEN_URL = sim.token_url
+        settings.AKOOL_PLAN = "pro"
+        settings.PROVIDER_TIME_SCALE = TIME_SCALE
+        settings.PUBLIC_BASE_URL = live_server.url
+        http.reset_clients()
+        yield sim
+    http.reset_clients()

@@ -94,7 +94,7 @@ def create_reserved(job: Job, provider, price, drafts=(), *, owns_image: bool) -
     job.price_version = price.version
     job.price_quoted = price.amount
     # Waiting for a provider slot counts too: a job nobody could send expires and is refunded.
-    job.deadline_at = now + provider.figure(provider.queue_deadline + provider.deadline)
+    job.deadline_at = now + provider.figure(provider.queue_deadline + provider.deadline_for(job))
     job.next_poll_at = now
     assets = [_stored(draft) for draft in drafts]
 

@@ -1,11 +1,15 @@
 """The registry of providers: one module each, behind `studio.providers.base.Provider`."""
 
+from studio.providers.aimlapi import AimlApi
+from studio.providers.akool import Akool
 from studio.providers.base import Provider, ProviderError
 from studio.providers.local import LocalEngine
 from studio.providers.modelslab import ModelsLab
 from studio.providers.stability import Stability
 
-PROVIDERS: dict[str, Provider] = {p.key: p for p in [LocalEngine(), Stability(), ModelsLab()]}
+PROVIDERS: dict[str, Provider] = {
+    p.key: p for p in [LocalEngine(), Stability(), ModelsLab(), AimlApi(), Akool()]
+}
 
 
 def get_provider(key: str) -> Provider:

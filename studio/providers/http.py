@@ -166,12 +166,13 @@ def busy_or_broken(label: str, response: httpx.Response, body=None) -> ProviderE
 
 
 def scrub(value, secrets: tuple[str, ...] = (), *, depth: int = 0):
-    """A provider answer safe to keep: no key fields, no secret anywhere, long strings cut."""
+    """A provider answer safe to keep: no key fields, no secret anywhere, long strings cut, no
+    NUL character (PostgreSQL's JSON type refuses it in any string)."""
     if depth > 8:
         return "…"
     if isinstance(value, dict):
         return {
-            str(k)[:80]: scrub(v, secrets, depth=depth + 1)
+            str(k)[:80].replace("\x00", ""): scrub(v, secrets, depth=depth + 1)
             for k, v in list(value.items())[:50]
             # Keys, and our own callback URL (its token): nothing a stored answer needs.
             if str(k).lower()
@@ -180,6 +181,7 @@ def scrub(value, secrets: tuple[str, ...] = (), *, depth: int = 0):
     if isinstance(value, list):
         return [scrub(v, secrets, depth=depth + 1) for v in value[:20]]
     if isinstance(value, str):
+        value = value.replace("\x00", "")
         for secret in secrets:
             if secret:
                 value = value.replace(secret, "[key]")
