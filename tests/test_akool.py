@@ -354,6 +354,32 @@ def test_one_request_polls_a_batch_and_results_are_matched_by_id(
     assert akool.violations == []
 
 
+def test_jobs_about_to_fall_due_ride_along_to_fill_a_batch(
+    member, akool, provider, image_upload, settings
+):
+    """A batch request goes out anyway: jobs due within a quarter of the pace fill it, rather
+    than each needing a request moments later; a job backing off after an error never does."""
+    settings.AKOOL_BATCH_SIZE = 20
+    for _ in range(45):
+        akool.plan_next(run_seconds=3000, webhook="none")
+    jobs = [submit(member, image_upload(), "akool", **I2V) for _ in range(45)]
+    now = timezone.now()
+    soon = now + provider.pace * engine.BATCH_FILL_AHEAD / 2
+    later = now + provider.pace
+    due, riders, backing_off, far = jobs[:25], jobs[25:42], jobs[42:43], jobs[43:]
+    Job.objects.update(last_polled_at=now - timedelta(seconds=5))
+    Job.objects.filter(pk__in=[j.pk for j in due]).update(next_poll_at=now)
+    Job.objects.filter(pk__in=[j.pk for j in riders + backing_off]).update(next_poll_at=soon)
+    Job.objects.filter(pk__in=[j.pk for j in backing_off]).update(transient_errors=1)
+    Job.objects.filter(pk__in=[j.pk for j in far]).update(next_poll_at=later)
+
+    work = engine.claim_polls(provider, now)
+    claimed = {job.pk for item in work for job in item.args[1]}
+    assert len(claimed) == 40  # two full batches: the 25 due and 15 of the 17 about to be
+    assert {j.pk for j in due} <= claimed
+    assert not claimed & {j.pk for j in backing_off + far}
+
+
 def test_refusals_of_a_poll_are_retried_until_the_deadline_not_failed_at_once(
     member, akool, image_upload
 ):
