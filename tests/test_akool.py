@@ -745,3 +745,25 @@ def test_deleting_a_finished_video_deletes_akools_copy_through_the_worker(
     assert akool.tasks[job.provider_job_id].deleted
     assert [r.json for r in requests_to(akool, DELETE_PATH)][-1] == {"_ids": job.provider_job_id}
     assert akool.violations == []
+
+
+def test_what_akool_reports_it_took_is_reconciled_against_our_capture(
+    member, akool, image_upload, live_server
+):
+    """A task AKOOL charged 23 for, at our price of 20: staff see the day's figures and the job."""
+    from studio.billing import reconciliation
+
+    akool.plan_next(run_seconds=5, deduction_credit=23)
+    akool.plan_next(run_seconds=5)
+    charged_more = submit(member, image_upload(), "akool", **I2V)
+    as_priced = submit(member, image_upload(), "akool", **I2V)
+    assert run_engine_until(lambda: settled(charged_more) and settled(as_priced), timeout=10)
+    assert (charged_more.state, as_priced.state) == (S.SUCCEEDED, S.SUCCEEDED)
+
+    today = timezone.localdate(charged_more.finished_at)
+    (day,) = reconciliation.daily("akool", start=today, end=today)
+    assert (day.jobs_succeeded, day.captured, day.reported) == (2, 40, 43.0)
+    assert (day.difference, day.jobs_differing) == (3.0, 1)
+    (difference,) = reconciliation.differing_jobs("akool", today)
+    assert difference.job_id == str(charged_more.pk)
+    assert (difference.captured, difference.reported, difference.difference) == (20, 23.0, 3.0)
