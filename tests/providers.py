@@ -55,6 +55,20 @@ def modelslab(settings, live_server):
     http.reset_clients()
 
 
+@pytest.fixture
+def member(personas):
+    """The persona who submits jobs in the provider tests."""
+    return personas.membership(personas.member)
+
+
+def ledger_kinds(job) -> list[str]:
+    return list(job.ledger.order_by("id").values_list("kind", flat=True))
+
+
+def state_of(job) -> str:
+    return Job.objects.get(pk=job.pk).state
+
+
 def submit(membership, image, provider, **params) -> Job:
     return submit_job(membership, image, provider, params)
 

@@ -31,18 +31,13 @@ from studio.models import (
 )
 from studio.providers.aimlapi import LABEL, PATHS
 from tests.conftest import make_image_bytes
-from tests.providers import AIML_KEY, TIME_SCALE, run_engine_until, settled
+from tests.providers import AIML_KEY, TIME_SCALE, ledger_kinds, run_engine_until, settled, state_of
 from tests.simulators.aimlapi import LEGACY_WORDS, MODEL
 from tests.simulators.common import json_response
 
 S = JobState
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 FAST = {"run_seconds": 30, "queued_seconds": 10}  # 0.6 s and 0.2 s of real time
-
-
-@pytest.fixture
-def member(personas):
-    return personas.membership(personas.member)
 
 
 def kling(member, image, files=None, **params):
@@ -69,20 +64,12 @@ def png_of(picture) -> bytes:
     return buffer.getvalue()
 
 
-def ledger_kinds(job):
-    return list(job.ledger.order_by("id").values_list("kind", flat=True))
-
-
 def generation_of(sim, job):
     return sim.generations[job.provider_job_id]
 
 
 def creates(sim) -> int:
     return sum(1 for request in sim.requests if request.method == "POST")
-
-
-def state_of(job):
-    return Job.objects.get(pk=job.pk).state
 
 
 def nothing_reserved(sim):

@@ -37,9 +37,11 @@ from tests.providers import (
     AKOOL_CLIENT_ID,
     AKOOL_CLIENT_SECRET,
     AKOOL_KEY,
+    ledger_kinds,
     make_due,
     run_engine_until,
     settled,
+    state_of,
     submit,
 )
 from tests.simulators.akool import (
@@ -65,11 +67,6 @@ MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" + bytes(400)
 
 
 @pytest.fixture
-def member(personas):
-    return personas.membership(personas.member)
-
-
-@pytest.fixture
 def provider():
     return PROVIDERS["akool"]
 
@@ -78,14 +75,6 @@ def provider():
 def slow_pace(monkeypatch):
     """A regular pace far longer than a job takes: only a callback can bring its poll forward."""
     monkeypatch.setattr(adapter.Akool, "poll_interval", timedelta(minutes=5))
-
-
-def ledger_kinds(job):
-    return list(job.ledger.order_by("id").values_list("kind", flat=True))
-
-
-def state_of(job):
-    return Job.objects.get(pk=job.pk).state
 
 
 def task_of(sim, job):

@@ -15,7 +15,7 @@ from tests.browser import session_cookie
 from tests.conftest import make_image_bytes
 from tests.providers import AKOOL_CLIENT_ID, AKOOL_CLIENT_SECRET
 from tests.simulators import AkoolSimulator
-from tests.worker import start_worker, stop_worker
+from tests.worker import running_workers
 
 TIME_SCALE = 0.02
 VIDEO_READY = (
@@ -46,13 +46,8 @@ def akool_app(settings, live_server):
 @pytest.fixture
 def workers(monkeypatch, akool_app, transactional_db):
     monkeypatch.setattr(Conf, "SYNC", False)
-    env = akool_app[1]
-    processes = [start_worker("qcluster", **env), start_worker("run_engine", **env)]
-    yield
-    for process in processes:
-        output = stop_worker(process)
-        if "Traceback" in output:
-            print(output)
+    with running_workers(akool_app[1]):
+        yield
 
 
 def wav_bytes(seconds=1.0, rate=8000) -> bytes:

@@ -14,7 +14,7 @@ from tests.browser import session_cookie
 from tests.conftest import make_image_bytes
 from tests.providers import MODELSLAB_KEY, STABILITY_KEY
 from tests.simulators import ModelsLabSimulator, StabilitySimulator
-from tests.worker import start_worker, stop_worker
+from tests.worker import running_workers
 
 TIME_SCALE = 0.05
 
@@ -43,13 +43,8 @@ def simulators(settings, live_server):
 @pytest.fixture
 def workers(monkeypatch, simulators, transactional_db):
     monkeypatch.setattr(Conf, "SYNC", False)
-    env = simulators[2]
-    processes = [start_worker("qcluster", **env), start_worker("run_engine", **env)]
-    yield
-    for process in processes:
-        output = stop_worker(process)
-        if "Traceback" in output:
-            print(output)
+    with running_workers(simulators[2]):
+        yield
 
 
 @pytest.mark.browser

@@ -28,7 +28,15 @@ from studio.models import (
     User,
 )
 from studio.webhooks import callback_url
-from tests.providers import MODELSLAB_KEY, make_due, run_engine_until, settled, submit
+from tests.providers import (
+    MODELSLAB_KEY,
+    ledger_kinds,
+    make_due,
+    run_engine_until,
+    settled,
+    state_of,
+    submit,
+)
 
 S = JobState
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -47,21 +55,8 @@ def img2video_price(db):
     return STAFF_PRICE
 
 
-@pytest.fixture
-def member(personas):
-    return personas.membership(personas.member)
-
-
-def ledger_kinds(job):
-    return list(job.ledger.order_by("id").values_list("kind", flat=True))
-
-
 def sim_job(sim, job):
     return sim.jobs[int(job.provider_job_id)]
-
-
-def state_of(job):
-    return Job.objects.get(pk=job.pk).state
 
 
 def snapshot(job):

@@ -11,16 +11,12 @@ import av
 import pytest
 
 from studio.models import EntryKind, IncidentKind, Job, JobState, ProviderIncident
-from tests.providers import STABILITY_KEY, make_due, run_engine_until, settled, submit
+from tests.providers import STABILITY_KEY, ledger_kinds, make_due, run_engine_until, settled, submit
 from tests.worker import ROOT, test_database_url
 
 S = JobState
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 SVD = {"model": "stable-video-diffusion"}
-
-
-def ledger_kinds(job):
-    return list(job.ledger.order_by("id").values_list("kind", flat=True))
 
 
 def test_a_job_goes_from_queued_to_a_stored_playable_video_charged_once(

@@ -57,3 +57,17 @@ def stop_worker(process: subprocess.Popen) -> str:
         os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left
     process.wait()
     return output
+
+
+@contextlib.contextmanager
+def running_workers(env: dict[str, str]):
+    """A `qcluster` worker and a `run_engine` loop for a browser test, stopped after it (their
+    output is printed if either crashed)."""
+    processes = [start_worker("qcluster", **env), start_worker("run_engine", **env)]
+    try:
+        yield
+    finally:
+        for process in processes:
+            output = stop_worker(process)
+            if "Traceback" in output:
+                print(output)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from studio.billing import budgets, ledger
-from studio.billing.prices import PriceUnavailable, quote
+from studio.billing.prices import PriceUnavailable, quote_job
 from studio.models import Membership
 from studio.providers import choose
 
@@ -42,8 +42,7 @@ def estimate(membership: Membership, provider_key: str, data) -> Estimate:
         problem = " ".join(message for messages in errors.values() for message in messages)
     else:
         try:
-            keys = provider.price_keys(spec.key, params)
-            price = quote(provider.key, provider.priced_as(spec.key), keys).amount
+            price = quote_job(provider, spec.key, params).amount
         except PriceUnavailable as missing:
             problem = str(missing)
     return Estimate(price, problem, account.available, member_remaining, team_cap_remaining)

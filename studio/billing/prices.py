@@ -77,3 +77,9 @@ def quote(
             f"{provider} {model} has no published price, and staff have not set one yet."
         )
     return Quote(version=version, rule=best, amount=amount)
+
+
+def quote_job(provider, model: str, params: dict) -> Quote:
+    """The price of a job of `provider`'s `model` with these clean parameters: the adapter says
+    which price book model and match fields apply (studio.providers.base.Provider)."""
+    return quote(provider.key, provider.priced_as(model), provider.price_keys(model, params))

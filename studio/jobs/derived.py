@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.utils import timezone
 
-from studio.billing.prices import PriceUnavailable, Quote, quote
+from studio.billing.prices import PriceUnavailable, Quote, quote_job
 from studio.jobs.submit import JobRefused, create_reserved
 from studio.models import Job, JobState, Membership
 from studio.providers import PROVIDERS, choose
@@ -46,10 +46,8 @@ def audio_price(source: Job) -> Quote | None:
     """What adding audio to this video costs (None where it cannot be priced or added)."""
     if audio_source_problem(source):
         return None
-    provider = PROVIDERS[AUDIO_PROVIDER]
-    keys = provider.price_keys(AUDIO_MODEL, audio_params(source, {}))
     try:
-        return quote(AUDIO_PROVIDER, provider.priced_as(AUDIO_MODEL), keys)
+        return quote_job(PROVIDERS[AUDIO_PROVIDER], AUDIO_MODEL, audio_params(source, {}))
     except PriceUnavailable:
         return None
 
@@ -72,9 +70,7 @@ def add_audio(membership: Membership, source: Job, data, files=None) -> Job:
             errors = refusal.errors
     if not errors:
         try:
-            price = quote(
-                provider.key, provider.priced_as(spec.key), provider.price_keys(spec.key, clean)
-            )
+            price = quote_job(provider, spec.key, clean)
         except PriceUnavailable as missing:
             errors = {"source": [str(missing)]}
     if errors:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from studio.billing import budgets, ledger
 from studio.billing.errors import CreditError
-from studio.billing.prices import PriceUnavailable, quote
+from studio.billing.prices import PriceUnavailable, quote_job
 from studio.models import Job, JobAsset, Membership
 from studio.providers import choose
 from studio.providers.base import AssetDraft, AssetsRefused
@@ -65,9 +65,7 @@ def submit_job(
             errors |= refusal.errors
     if not errors:
         try:
-            price = quote(
-                provider.key, provider.priced_as(spec.key), provider.price_keys(spec.key, clean)
-            )
+            price = quote_job(provider, spec.key, clean)
         except PriceUnavailable as missing:
             errors["provider"] = [str(missing)]
     if errors:
