@@ -42,6 +42,17 @@ def start(**env) -> subprocess.CompletedProcess:
         ({"EMAIL_PORT": "0"}, "EMAIL_PORT must be at least 1"),
         ({"Q_TIMEOUT": "400"}, "Q_RETRY (240) must be greater than Q_TIMEOUT (400)"),
         ({"TASK_TIME_LIMIT": "200"}, "which must be greater than TASK_TIME_LIMIT (200)"),
+        ({"AIML_API_PATH": "v3"}, "AIML_API_PATH must be seed or universal"),
+        ({"AKOOL_PLAN": "gold"}, "AKOOL_PLAN must be one of free, starter, pro"),
+        ({"AKOOL_BATCH_SIZE": "0"}, "AKOOL_BATCH_SIZE must be at least 1"),
+        (  # AES cannot take a 20-byte key: every callback would be refused
+            {"AKOOL_CLIENT_ID": "c" * 16, "AKOOL_CLIENT_SECRET": "s" * 20},
+            "AKOOL_CLIENT_SECRET must be 16, 24 or 32 bytes long",
+        ),
+        (
+            {"AKOOL_CLIENT_ID": "short-id", "AKOOL_CLIENT_SECRET": "s" * 32},
+            "AKOOL_CLIENT_ID must be 16 bytes long",
+        ),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(env, named):
@@ -52,6 +63,15 @@ def test_a_bad_value_stops_start_up_naming_the_variable(env, named):
 
 def test_the_defaults_start(tmp_path):
     result = start(DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
+    assert result.returncode == 0, result.stderr
+
+
+def test_akool_credentials_aes_can_take_start(tmp_path):
+    result = start(
+        DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
+        AKOOL_CLIENT_ID="c" * 16,
+        AKOOL_CLIENT_SECRET="s" * 24,
+    )
     assert result.returncode == 0, result.stderr
 
 
