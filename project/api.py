@@ -1,8 +1,13 @@
-"""The REST API's one NinjaAPI instance; each area adds its own router."""
+"""The REST API's one NinjaAPI instance, at /api/v1/; each area adds its own router."""
 
 from ninja import NinjaAPI
 
-api = NinjaAPI(title="Studio API", version="1", urls_namespace="api")
+from studio.api import errors, team
+from studio.api.auth import TeamToken
+
+api = NinjaAPI(title="Studio API", version="1", urls_namespace="api", auth=TeamToken())
+errors.install(api)
+api.add_router("/team", team.router)
 
 
 @api.get("/health", auth=None, summary="Liveness check")

@@ -6,6 +6,6 @@ from project.api import api
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
-    path("api/", api.urls),
+    path("api/v1/", api.urls),
     path("", include("studio.urls")),
 ]

@@ -1,7 +1,7 @@
 from django.urls import include, path
 
 from studio import inputs, webhooks
-from studio.views import budgets, credits, files, gallery, home, jobs, staff, teams
+from studio.views import budgets, credits, files, gallery, home, jobs, staff, teams, tokens
 
 # Everything of a team lives under /t/<team_slug>/ and goes through studio.access.team_view.
 team_patterns = [
@@ -21,6 +21,8 @@ team_patterns = [
     path("settings/budgets/", budgets.budgets, name="budgets"),
     path("settings/", teams.team_settings, name="team_settings"),
     path("settings/leave/", teams.team_leave, name="team_leave"),
+    path("settings/tokens/", tokens.token_create, name="token_create"),
+    path("settings/tokens/<int:token_id>/revoke/", tokens.token_revoke, name="token_revoke"),
     path("settings/invites/", teams.invite_create, name="invite_create"),
     path("settings/invites/<int:invite_id>/revoke/", teams.invite_revoke, name="invite_revoke"),
     path("settings/members/<int:membership_id>/role/", teams.member_role, name="member_role"),

@@ -4,6 +4,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from studio import teams
+from studio.api.tokens import create_token
 from studio.models import Role
 from tests.factories import make_job
 
@@ -58,6 +59,7 @@ def team_a_objects(personas):
         "kind": "video",
         "invite_id": teams.invite(owner, email="someone@x.test", role=Role.VIEWER).pk,
         "membership_id": personas.membership(personas.viewer).pk,
+        "token_id": create_token(owner, "ci", "read")[0].pk,
     }
 
 
@@ -87,9 +89,10 @@ def test_an_outsider_gets_404_on_every_team_route(personas, client_for, team_a_o
 def test_an_outsider_cannot_reach_team_a_objects_through_their_own_team(
     personas, client_for, team_a_objects
 ):
-    """Their own team's slug with team A's job, invite or membership ids: still 404."""
+    """Their own team's slug with team A's job, invite, membership or token ids: still 404."""
     client = client_for(personas.outsider)
-    ids = [str(team_a_objects[key]) for key in ("job_id", "invite_id", "membership_id")]
+    keys = ("job_id", "invite_id", "membership_id", "token_id")
+    ids = [str(team_a_objects[key]) for key in keys]
     checked = 0
     for name, url in urls_for(personas.outsider_team.slug, team_a_objects):
         if any(f"/{value}/" in url for value in ids):

@@ -1,3 +1,4 @@
+from studio.models.api import ApiToken, TokenScope
 from studio.models.billing import (
     AuditEntry,
     BudgetWarning,
@@ -13,6 +14,8 @@ from studio.models.teams import Invite, Membership, Role, Team
 from studio.models.users import User
 
 __all__ = [
+    "ApiToken",
+    "TokenScope",
     "AssetRole",
     "JobAsset",
     "AuditEntry",

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 from studio import teams
 from studio.access import team_view
 from studio.forms import InviteForm, TeamForm
-from studio.models import Invite, Membership, Role
+from studio.models import Invite, Membership, Role, TokenScope
 
 
 @login_required
@@ -21,8 +21,17 @@ def team_create(request):
 
 @team_view()
 def team_settings(request):
+    return settings_page(request)
+
+
+def settings_page(request, **extra):
     team = request.team
-    context = {
+    tokens = team.api_tokens.filter(revoked_at__isnull=True).select_related("user")
+    if not request.membership.can_manage:  # admins and owners see and revoke everyone's
+        tokens = tokens.filter(user=request.user)
+    context = extra | {
+        "tokens": tokens,
+        "token_scopes": TokenScope.choices,
         "members": team.memberships.select_related("user").order_by("user__email"),
         "invites": team.invites.pending().select_related("created_by")
         if request.membership.can_manage
