@@ -119,6 +119,18 @@ def personas(db):
 
 
 @pytest.fixture
+def staff(db):
+    from studio.models import User
+
+    return User.objects.create_user("staff@studio.test", "pw-staff-123", is_staff=True)
+
+
+@pytest.fixture
+def staff_client(client_for, staff):
+    return client_for(staff)
+
+
+@pytest.fixture
 def client_for(client):
     """client_for(user) → a test client logged in as that user."""
 

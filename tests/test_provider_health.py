@@ -9,18 +9,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from studio.jobs.engine import WAITING_FOR_SLOT
-from studio.models import IncidentKind, ProviderAccount, ProviderIncident, User
+from studio.models import IncidentKind, ProviderAccount, ProviderIncident
 from studio.providers import PROVIDERS
 from studio.providers.health import provider_health
 from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 URL = "/staff/providers/"
-
-
-@pytest.fixture
-def staff_client(client_for):
-    return client_for(User.objects.create_user("staff@studio.test", "pw-staff-123", is_staff=True))
 
 
 def job(personas, provider, state="queued", **fields):

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from studio.billing import reconciliation
 from studio.models import EntryKind, Job, LedgerEntry, User
+from studio.providers import label_of
 from studio.teams import create_team
 from tests.factories import make_job
 
@@ -22,16 +23,6 @@ pytestmark = pytest.mark.django_db
 DAY = date(2026, 3, 10)
 PAGE = reverse("staff_reconciliation")
 CSV = reverse("staff_reconciliation_csv")
-
-
-@pytest.fixture
-def staff(db):
-    return User.objects.create_user("staff@studio.test", "pw-staff-123", is_staff=True)
-
-
-@pytest.fixture
-def staff_client(client_for, staff):
-    return client_for(staff)
 
 
 def at(day: date, hour: int = 12) -> datetime:
@@ -93,7 +84,7 @@ def test_a_day_shows_our_captures_beside_the_providers_figures(month):
     assert akool.jobs_differing == 3  # more, silent, refunded
     assert row(rows, "akool", DAY - timedelta(days=1)) == reconciliation.DayRow(
         "akool",
-        reconciliation.provider_label("akool"),
+        label_of("akool"),
         DAY - timedelta(days=1),
         1,
         20,

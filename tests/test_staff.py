@@ -25,16 +25,6 @@ from tests.factories import make_job
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(db):
-    return User.objects.create_user("staff@studio.test", "pw-staff-123", is_staff=True)
-
-
-@pytest.fixture
-def staff_client(client_for, staff):
-    return client_for(staff)
-
-
 def staff_urls(team):
     return [
         reverse("staff_overview"),

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from studio.billing.usage import _cell
 from studio.models import EntryKind, Job, JobState, PriceRule
-from studio.providers import PROVIDERS
+from studio.providers import PROVIDERS, label_of
 
 DEFAULT_DAYS = 30
 # Provider figures are floats from JSON; below this a difference is rounding, not money.
@@ -133,18 +133,13 @@ def _round(value):
     return round(value, 6) if isinstance(value, float) else value
 
 
-def provider_label(key: str) -> str:
-    provider = PROVIDERS.get(key)
-    return provider.label if provider else key
-
-
 def provider_choices() -> list[tuple[str, str]]:
     """Every provider a job can name: a job is only made at a price, so the price book (every
     version) lists them all, beside the registered ones."""
     keys = set(PROVIDERS) | set(
         PriceRule.objects.order_by().values_list("provider", flat=True).distinct()
     )
-    return sorted(((key, provider_label(key)) for key in keys), key=lambda c: c[1].lower())
+    return sorted(((key, label_of(key)) for key in keys), key=lambda c: c[1].lower())
 
 
 def default_range(today: date | None = None) -> tuple[date, date]:
@@ -228,7 +223,7 @@ def daily(provider: str | None = None, *, start: date, end: date) -> list[DayRow
         rows.append(
             DayRow(
                 provider=d["provider"],
-                label=provider_label(d["provider"]),
+                label=label_of(d["provider"]),
                 day=d["day"],
                 jobs_succeeded=d["jobs_succeeded"],
                 captured=captured,

@@ -26,7 +26,7 @@ from django.utils.safestring import SafeString, mark_safe
 from studio.billing.budgets import period_start
 from studio.models import EntryKind, LedgerEntry, Team
 from studio.models.billing import EFFECTS
-from studio.providers import PROVIDERS
+from studio.providers import PROVIDERS, label_of
 
 K = EntryKind
 
@@ -245,8 +245,7 @@ def _key_and_label(by: str, row: dict) -> tuple[str, str]:
         if row["member_id"] is None:  # the user was deleted; their credits still count
             return "", "Former member"
         return str(row["member_id"]), row["member__email"]
-    provider = PROVIDERS.get(row["provider"])
-    return row["provider"], provider.label if provider else (row["provider"] or "Unknown")
+    return row["provider"], label_of(row["provider"]) or "Unknown"
 
 
 # --- The chart --------------------------------------------------------------------------------

@@ -166,10 +166,9 @@ class Job(models.Model):
 
     @property
     def provider_label(self) -> str:
-        from studio.providers import PROVIDERS
+        from studio.providers import label_of
 
-        provider = PROVIDERS.get(self.provider)
-        return provider.label if provider else self.provider
+        return label_of(self.provider)
 
     @property
     def provider_keeps_copy(self) -> bool:

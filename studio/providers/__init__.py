@@ -19,6 +19,12 @@ def get_provider(key: str) -> Provider:
         raise ProviderError(f"Unknown provider {key!r}", permanent=True) from None
 
 
+def label_of(key: str) -> str:
+    """A provider's name for people; a key no adapter knows any more is shown as it is."""
+    provider = PROVIDERS.get(key)
+    return provider.label if provider else key
+
+
 def provider_choices() -> list[tuple[str, str]]:
     return [(p.key, p.label) for p in PROVIDERS.values()]
 
@@ -38,4 +44,12 @@ def choose(provider_key: str, params) -> tuple:
     return provider, spec, clean, errors
 
 
-__all__ = ["PROVIDERS", "Provider", "ProviderError", "choose", "get_provider", "provider_choices"]
+__all__ = [
+    "PROVIDERS",
+    "Provider",
+    "ProviderError",
+    "choose",
+    "get_provider",
+    "label_of",
+    "provider_choices",
+]

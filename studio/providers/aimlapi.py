@@ -76,16 +76,8 @@ class AimlApi(Provider):
     deadline = max(DEADLINES.values())
     can_reconcile = False  # no webhook: nothing ever names a generation whose answer was lost
     reports_cost = True  # meta.usage.credits_used
-
-    def api_key(self) -> str:
-        return settings.AIML_API_KEY
-
-    def unavailable_reason(self) -> str:
-        return "" if self.api_key() else "No AI/ML API key is configured (AIML_API_KEY)."
-
-    @property
-    def base_url(self) -> str:
-        return settings.AIML_BASE_URL
+    api_key_setting, base_url_setting = "AIML_API_KEY", "AIML_BASE_URL"
+    account_name = "AI/ML"  # "No AI/ML API key is configured"
 
     @property
     def path(self) -> str:

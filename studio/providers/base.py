@@ -157,11 +157,23 @@ class Provider:
     def model_choices(self) -> list[tuple[str, str]]:
         return [(m.key, m.label) for m in self.models]
 
+    # The settings that hold the provider's key and base URL (empty: it needs none).
+    api_key_setting: str = ""
+    base_url_setting: str = ""
+    account_name: str = ""  # whose key it is, for messages (default: the label)
+
     def api_key(self) -> str:
-        return ""
+        return getattr(settings, self.api_key_setting) if self.api_key_setting else ""
+
+    @property
+    def base_url(self) -> str:
+        return getattr(settings, self.base_url_setting)
 
     def unavailable_reason(self) -> str:
         """Empty when jobs can be sent; otherwise why not, for the form."""
+        if self.api_key_setting and not self.api_key():
+            account = self.account_name or self.label
+            return f"No {account} API key is configured ({self.api_key_setting})."
         return ""
 
     def max_in_flight(self) -> int | None:

@@ -124,19 +124,10 @@ class ModelsLab(Provider):
     queue_deadline = timedelta(hours=2)
     submit_timeout = 60.0
     can_reconcile = True  # the webhook carries our track_id and ModelsLab's id
-
-    def api_key(self) -> str:
-        return settings.MODELSLAB_API_KEY
-
-    def unavailable_reason(self) -> str:
-        return "" if self.api_key() else "No ModelsLab API key is configured (MODELSLAB_API_KEY)."
+    api_key_setting, base_url_setting = "MODELSLAB_API_KEY", "MODELSLAB_BASE_URL"
 
     def max_in_flight(self) -> int:
         return IN_FLIGHT_BY_PLAN[settings.MODELSLAB_PLAN]
-
-    @property
-    def base_url(self) -> str:
-        return settings.MODELSLAB_BASE_URL
 
     def estimated_run(self, job) -> timedelta:
         return timedelta(seconds=60 if job.model == IMG2VIDEO.key else 180)

@@ -90,16 +90,7 @@ class Stability(Provider):
     output_retention = timedelta(hours=24)
     deadline = timedelta(minutes=20)
     can_reconcile = False  # nothing ever names a generation whose create answer was lost
-
-    def api_key(self) -> str:
-        return settings.STABILITY_API_KEY
-
-    def unavailable_reason(self) -> str:
-        return "" if self.api_key() else "No Stability API key is configured (STABILITY_API_KEY)."
-
-    @property
-    def base_url(self) -> str:
-        return settings.STABILITY_BASE_URL
+    api_key_setting, base_url_setting = "STABILITY_API_KEY", "STABILITY_BASE_URL"
 
     def estimated_run(self, job) -> timedelta:
         return timedelta(seconds=90)

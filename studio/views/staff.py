@@ -25,6 +25,7 @@ from studio.billing import ledger, reconciliation
 from studio.billing.errors import CreditError
 from studio.billing.staff import PriceBookChanged, edit_prices, grant_or_adjust, teams_with_figures
 from studio.models import AuditEntry, PriceBookVersion, PriceRule, Team
+from studio.providers import label_of
 from studio.providers.health import all_incidents, provider_health
 from studio.views.credits import _date_field, _Echo
 from studio.views.htmx import partial_or_page
@@ -299,7 +300,7 @@ def staff_reconciliation(request):
                 "day": data["day"],
                 "jobs": list(jobs),
                 "day_provider": provider,
-                "day_label": reconciliation.provider_label(provider or ""),
+                "day_label": label_of(provider or ""),
             }
     return render(request, "studio/staff_reconciliation.html", context)
 

@@ -894,10 +894,6 @@ class AkoolSimulator(Simulator):
                 body["dataEncrypt"] = base64.b64encode(bytes(raw)).decode()
         return self._post(task_id, target, body, payload, kind)
 
-    def wait_for_webhooks(self, count: int, timeout: float = 5.0) -> bool:
-        """Wait (real seconds) until at least `count` webhooks have been sent."""
-        return self.wait_until(lambda: len(self.webhooks_sent) >= count, timeout)
-
     def summary(self) -> str:
         """A plain-text page for a person looking at the simulator in a browser."""
         now = time.monotonic()

@@ -462,6 +462,7 @@ class Simulator:
         self.requests: list[RequestRecord] = []
         self.plans: list[Plan] = []
         self.default_plan = Plan()
+        self.webhooks_sent: list = []  # deliveries, for simulators that send webhooks
         # Hooks for a person watching (see __main__): called with each violation / log line.
         self.on_violation: Callable[[str], None] | None = None
         self.on_event: Callable[[str], None] | None = None
@@ -575,7 +576,12 @@ class Simulator:
             time.sleep(0.005)
         return True
 
+    def wait_for_webhooks(self, count: int, timeout: float = 5.0) -> bool:
+        """Wait (real seconds) until at least `count` webhooks have been sent."""
+        return self.wait_until(lambda: len(self.webhooks_sent) >= count, timeout)
+
     # Serving
+
     def _dispatch(self, request: Request) -> Response:
         with self.lock:
             self.requests.append(request.record)

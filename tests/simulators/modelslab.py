@@ -520,10 +520,6 @@ class ModelsLabSimulator(Simulator):
             raise ValueError(f"job {job_id} has no webhook URL: pass url=")
         return self._post(job_id, target, body)
 
-    def wait_for_webhooks(self, count: int, timeout: float = 5.0) -> bool:
-        """Wait (real seconds) until at least `count` webhooks have been sent."""
-        return self.wait_until(lambda: len(self.webhooks_sent) >= count, timeout)
-
     def summary(self) -> str:
         """A plain-text page for a person looking at the simulator in a browser."""
         now = time.monotonic()
