@@ -152,3 +152,23 @@ def test_a_job_without_a_fitted_input_serves_nothing(client, personas):
 
 def test_only_get_is_allowed(client, job):
     assert client.post(path_of(signed_input_url(job))).status_code == 405
+
+
+def test_a_file_sent_beside_the_image_is_served_while_the_job_runs_and_never_after(
+    personas, client
+):
+    from studio.inputs import signed_asset_url
+    from studio.models import AssetRole, JobAsset
+
+    job = make_job(personas.team, personas.member, state="running")
+    asset = JobAsset(job=job, role=AssetRole.STATIC_MASK, content_type="image/png")
+    asset.file.save("mask.png", ContentFile(make_image_bytes("PNG", (64, 40))), save=True)
+    path = urlsplit(signed_asset_url(asset)).path
+    answer = client.get(path)
+    assert answer.status_code == 200 and answer["Content-Type"] == "image/png"
+    assert b"".join(answer.streaming_content) == asset.file.open("rb").read()
+    assert answer["Cache-Control"] == "private, no-store"
+    forged = path.replace(path.split("/")[-2], signing.dumps(asset.pk, salt=SALT))
+    assert client.get(forged).status_code == 404  # the input image's signature is not an asset's
+    transition(job, S.RUNNING, S.FAILED, error="stopped")
+    assert client.get(path).status_code == 404
