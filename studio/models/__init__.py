@@ -1,4 +1,4 @@
-from studio.models.api import ApiToken, TokenScope
+from studio.models.api import ApiToken, IdempotencyKey, ImageUpload, TokenScope
 from studio.models.billing import (
     AuditEntry,
     BudgetWarning,
@@ -12,9 +12,21 @@ from studio.models.jobs import AssetRole, Job, JobAsset, JobState
 from studio.models.providers import IncidentKind, ProviderAccount, ProviderIncident
 from studio.models.teams import Invite, Membership, Role, Team
 from studio.models.users import User
+from studio.models.webhooks import (
+    DeliveryState,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "ApiToken",
+    "DeliveryState",
+    "IdempotencyKey",
+    "ImageUpload",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "TokenScope",
     "AssetRole",
     "JobAsset",
