@@ -1,5 +1,6 @@
 """Settings, all read from the environment; the README's configuration table lists each one."""
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_q",
+    "ninja",  # its vendored Swagger UI assets: the API docs load nothing from a CDN
     "studio",
 ]
 
@@ -156,6 +158,13 @@ STORAGES = {
 }
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)
 MAX_UPLOAD_PIXELS = env_int("MAX_UPLOAD_PIXELS", 40_000_000, minimum=10_000)
+
+# --- REST API -------------------------------------------------------------------------------
+# Requests per token per minute (429 with Retry-After beyond it); counted in the cache, which
+# is shared by every process when REDIS_URL is set.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
+# An `image_url` is fetched within these limits (the byte limit is MAX_UPLOAD_BYTES).
+API_IMAGE_FETCH_TIMEOUT = env_float("API_IMAGE_FETCH_TIMEOUT", 20.0, minimum=1.0, maximum=120.0)
 # Django's own request cap must let a full-size image through, plus the form fields.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -240,6 +249,29 @@ PROVIDER_TIME_SCALE = env_float("PROVIDER_TIME_SCALE", 1.0, minimum=0.001, maxim
 ENGINE_THREADS = env_int("ENGINE_THREADS", 8, minimum=1)
 # Largest provider output we copy; a bigger one fails the job (and is refunded).
 MAX_OUTPUT_BYTES = env_int("MAX_OUTPUT_BYTES", 512 * 1024 * 1024, minimum=1024)
+
+# Customers' URLs (API image_url, webhook endpoints) may not reach private addresses
+# (studio/public_urls.py); development lets these networks through, e.g. 127.0.0.0/8.
+OUTBOUND_ALLOW_NETWORKS = env_list("OUTBOUND_ALLOW_NETWORKS", [])
+for _network in OUTBOUND_ALLOW_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"OUTBOUND_ALLOW_NETWORKS must list networks like 127.0.0.0/8, got {_network!r}"
+        ) from None
+
+# Outbound webhooks (studio/outbound): how long one delivery may take, the threads sending them
+# in a worker task or the engine loop, and how many days of nothing but failures disable an
+# endpoint.
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 15, minimum=1)
+WEBHOOK_THREADS = env_int("WEBHOOK_THREADS", 8, minimum=1)
+WEBHOOK_DISABLE_AFTER_DAYS = env_int("WEBHOOK_DISABLE_AFTER_DAYS", 5, minimum=1)
+if WEBHOOK_TIMEOUT_SECONDS * 4 >= TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"WEBHOOK_TIMEOUT_SECONDS ({WEBHOOK_TIMEOUT_SECONDS}) must be under a quarter of "
+        f"TASK_TIME_LIMIT ({TASK_TIME_LIMIT}): the sending task must finish within it"
+    )
 
 # A job that has not finished by its provider's deadline expires and its credits return.
 LOCAL_ENGINE_DEADLINE_SECONDS = env_int("LOCAL_ENGINE_DEADLINE_SECONDS", 900, minimum=60)

@@ -5,8 +5,30 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.responses import codes_4xx
+
+from studio.api.idempotency import KeyRefused
+from studio.api.job_requests import BadRequest
+from studio.api.pages import BadCursor
+from studio.api.throttle import RateLimited
+from studio.jobs.deletion import DeleteRefused
+from studio.jobs.submit import JobRefused
+from studio.public_urls import UrlRefused
+
+# Refusals for money are 402 (the request was fine; the team cannot pay for it now).
+CREDIT_FIELDS = {"credits"}
+
+
+class ErrorDetail(Schema):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict:
@@ -24,6 +46,12 @@ def install(api: NinjaAPI) -> None:
     def unauthenticated(request, exc):
         response = answer(request, 401, "unauthenticated", "Send a valid API token as Bearer.")
         response["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @api.exception_handler(RateLimited)
+    def rate_limited(request, exc):
+        response = answer(request, 429, "rate_limited", f"{exc} Retry after {exc.retry_after} s.")
+        response["Retry-After"] = str(exc.retry_after)
         return response
 
     @api.exception_handler(PermissionDenied)
@@ -46,6 +74,40 @@ def install(api: NinjaAPI) -> None:
             ".".join(location) or None,
         )
 
+    @api.exception_handler(JobRefused)
+    def refused(request, exc):
+        field = next(iter(exc.errors), None)
+        message = " ".join(m for messages in exc.errors.values() for m in messages)
+        if field in CREDIT_FIELDS:
+            return answer(request, 402, "insufficient_credits", message, field)
+        return answer(request, 422, "invalid", message, field)
+
+    @api.exception_handler(UrlRefused)
+    def url_refused(request, exc):
+        return answer(request, 422, "image_url_refused", str(exc), "image_url")
+
+    @api.exception_handler(BadRequest)
+    def bad_request(request, exc):
+        return answer(request, exc.status, exc.code, exc.message, exc.field)
+
+    @api.exception_handler(KeyRefused)
+    def key_refused(request, exc):
+        return answer(request, exc.status, exc.code, exc.message, "Idempotency-Key")
+
+    @api.exception_handler(BadCursor)
+    def bad_cursor(request, exc):
+        return answer(request, 422, "invalid", str(exc), "cursor")
+
+    @api.exception_handler(DeleteRefused)
+    def conflict(request, exc):
+        return answer(request, 409, "conflict", str(exc))
+
     @api.exception_handler(HttpError)
     def http_error(request, exc):
-        return answer(request, exc.status_code, "error", str(exc))
+        codes = {403: "forbidden", 409: "conflict"}
+        return answer(request, exc.status_code, codes.get(exc.status_code, "error"), str(exc))
+
+
+def answers(status: int, schema) -> dict:
+    """An operation's documented answers: its success, and the error shape for any 4xx."""
+    return {status: schema, codes_4xx: ErrorOut}

@@ -3,8 +3,9 @@ new-job form), whether each can take jobs now, and the price book rows that pric
 
 from typing import Any
 
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
+from studio.api.errors import answers
 from studio.billing.prices import current_version, provider_plan
 from studio.providers import PROVIDERS
 
@@ -35,10 +36,12 @@ class ProviderOut(Schema):
     models: list[ModelOut]
 
 
-@router.get("", response=list[ProviderOut], summary="Providers, models, parameters and prices")
+@router.get(
+    "", response=answers(200, list[ProviderOut]), summary="Providers, models, parameters and prices"
+)
 def providers(request):
     rules = list(current_version().rules.all())
-    return [_provider(provider, rules) for provider in PROVIDERS.values()]
+    return Status(200, [_provider(provider, rules) for provider in PROVIDERS.values()])
 
 
 def _provider(provider, rules) -> dict:

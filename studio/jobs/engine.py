@@ -24,6 +24,7 @@ from django.utils import timezone
 from studio.jobs import ratelimit, steps
 from studio.jobs.states import claim_many, expire_overdue
 from studio.models import Job, JobState
+from studio.outbound import delivery
 from studio.providers import PROVIDERS
 from studio.providers.base import Provider
 
@@ -183,7 +184,8 @@ def tick(now: datetime | None = None) -> int:
 
 class Engine:
     """The long-running loop of `manage.py run_engine`: ticks several times a second, runs the
-    provider calls in a thread pool, expires overdue jobs every few seconds."""
+    provider calls in a thread pool, expires overdue jobs every few seconds, and sends webhook
+    deliveries as they fall due."""
 
     def __init__(self, threads: int = 8, idle_sleep: float = 0.2):
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine")
@@ -195,9 +197,12 @@ class Engine:
         self.free = threads
         self.free_lock = threading.Lock()
         self._next_expiry = timezone.now()
+        # Webhook deliveries get threads of their own: a slow receiver never holds a provider call.
+        self.webhooks = delivery.Sender()
 
     def run(self) -> None:
         log.info("job engine running with %d threads", self.threads)
+        delivery.run_locally(self.webhooks)  # events recorded here wake it, not a worker task
         while not self.stopping.is_set():
             try:
                 claimed = self.tick_once()
@@ -207,7 +212,9 @@ class Engine:
                 claimed = 0
             if not claimed:
                 self.stopping.wait(self.idle_sleep if self.free else 0.005)
+        delivery.run_locally(None)
         self.pool.shutdown(wait=True)
+        self.webhooks.shutdown()
         log.info("job engine stopped")
 
     def tick_once(self) -> int:
@@ -215,6 +222,7 @@ class Engine:
         if now >= self._next_expiry:
             expire_overdue(now)
             self._next_expiry = now + EXPIRY_EVERY
+        self.webhooks.tick(now)  # due retries go out within a second, not at the next sweep
         with self.free_lock:
             free = self.free
         if free <= 0:

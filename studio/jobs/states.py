@@ -15,6 +15,7 @@ from django.utils import timezone
 from studio.billing import ledger
 from studio.models import Job, JobState
 from studio.models.jobs import TERMINAL_STATES
+from studio.outbound.events import record_job_event
 
 S = JobState
 log = logging.getLogger(__name__)
@@ -51,10 +52,13 @@ def transition(job: Job | str, source: str, target: str, **fields) -> bool:
     if target == S.SUCCEEDED:
         fields.setdefault("progress", 100)
     job_id = job.pk if isinstance(job, Job) else job
-    with transaction.atomic():  # the state change and its settlement commit together or not at all
+    # The state change, its settlement and its webhook events commit together or not at all.
+    with transaction.atomic():
         won = Job.objects.filter(pk=job_id, state=source).update(state=target, **fields) == 1
         if won and target in TERMINAL_STATES:
             _settle(job_id, target, fields.get("error", ""))
+        if won:
+            record_job_event(job_id, target)
     if won:
         log.info("job %s: %s → %s", job_id, source, target)
     if won and isinstance(job, Job):

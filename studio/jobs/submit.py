@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
@@ -17,7 +18,7 @@ from studio.models import Job, JobAsset, Membership
 from studio.providers import choose
 from studio.providers.base import AssetDraft, AssetsRefused
 from studio.tasks import enqueue_job
-from studio.uploads import UploadRefused, check_image
+from studio.uploads import ALLOWED_FORMATS, CheckedImage, UploadRefused, check_image
 
 
 class JobRefused(ValueError):
@@ -28,15 +29,36 @@ class JobRefused(ValueError):
         self.errors = errors
 
 
+@dataclass(frozen=True)
+class StoredImage:
+    """An input image already in storage and checked (an API upload, a job retried): a new job
+    shares the file and never deletes it."""
+
+    name: str
+    width: int
+    height: int
+
+    @property
+    def checked(self) -> CheckedImage:
+        extension = self.name.rsplit(".", 1)[-1].lower()
+        formats = {ext: fmt for fmt, ext in ALLOWED_FORMATS.items() if fmt != "MPO"}
+        return CheckedImage(
+            format=formats.get(extension, "JPEG"), width=self.width, height=self.height
+        )
+
+
 def submit_job(
     membership: Membership,
-    image: UploadedFile | None,
+    image: UploadedFile | StoredImage | None,
     provider_key: str,
     params: dict,
     files=None,
+    *,
+    drafts: list[AssetDraft] | None = None,
 ) -> Job:
     """Create a queued job for the member's team and hand it to the workers. `files` holds what
-    the model sends beside the image (an end frame, masks, an audio track).
+    the model sends beside the image (an end frame, masks, an audio track); `drafts` replaces
+    them with files already checked (a retried job's).
 
     Nothing is stored unless every check passes.
     """
@@ -50,17 +72,19 @@ def submit_job(
     checked = None
     if image is None:
         errors["image"] = ["Choose an image to animate."]
+    elif isinstance(image, StoredImage):
+        checked = image.checked
     else:
         try:
             checked = check_image(image)
         except UploadRefused as refusal:
             errors["image"] = [str(refusal)]
-    drafts: list[AssetDraft] = []
     if spec is not None and checked is not None:
         if problem := provider.check_input(spec.key, checked.width, checked.height):
             errors["image"] = [problem]
         try:
-            drafts = provider.take_assets(spec.key, clean, files or {}, params, checked)
+            if drafts is None:
+                drafts = provider.take_assets(spec.key, clean, files or {}, params, checked)
         except AssetsRefused as refusal:
             errors |= refusal.errors
     if not errors:
@@ -80,8 +104,12 @@ def submit_job(
         input_width=checked.width,
         input_height=checked.height,
     )
-    job.input_image.save(checked.storage_name(), image, save=False)
-    return create_reserved(job, provider, price, drafts, owns_image=True)
+    if isinstance(image, StoredImage):
+        job.input_image.name = image.name
+    else:
+        job.input_image.save(checked.storage_name(), image, save=False)
+    owns_image = not isinstance(image, StoredImage)
+    return create_reserved(job, provider, price, drafts or [], owns_image=owns_image)
 
 
 def create_reserved(job: Job, provider, price, drafts=(), *, owns_image: bool) -> Job:

@@ -1,0 +1,205 @@
+"""Jobs: create (idempotent with a key), list, get, cancel, retry, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from django.db import transaction
+from django.http import Http404
+from ninja import Query, Router, Schema, Status
+from ninja.errors import HttpError
+
+from studio.api import idempotency, job_requests
+from studio.api.auth import writer
+from studio.api.errors import answers
+from studio.api.images import fetch_image
+from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta, page
+from studio.api.payloads import JobOut, job_data, with_settlement
+from studio.jobs.deletion import delete_video
+from studio.jobs.retry import retry_job
+from studio.jobs.states import cancel
+from studio.jobs.submit import submit_job
+from studio.models import Job, JobState
+
+router = Router(tags=["jobs"])
+
+
+class JobPage(Schema):
+    items: list[JobOut]
+    page: PageMeta
+
+
+class JobFilters(Schema):
+    state: list[JobState] | None = None
+    provider: str | None = None
+    member: str | None = None  # an e-mail address of the team
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    include_deleted: bool = True
+    cursor: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+
+def team_job(request, job_id: UUID) -> Job:
+    job = with_settlement(Job.objects.filter(pk=job_id, team=request.caller.team)).first()
+    if job is None:
+        raise Http404("No such job")
+    return job
+
+
+def _answer(job: Job, status: int = 200):
+    return Status(status, job_data(with_settlement(Job.objects.filter(pk=job.pk)).get()))
+
+
+def idempotent(request, digest: str, make):
+    """Run `make()` (which creates one job) under the request's Idempotency-Key, if it has one."""
+    key = request.headers.get(idempotency.HEADER)
+    if key is None:
+        job = make()
+        return _answer(job, 201)
+    team = request.caller.team
+    held = idempotency.claim(team, idempotency.check_key(key), digest)
+    if isinstance(held, idempotency.Replay):
+        return Status(held.status_code, held.answer)
+    try:
+        with transaction.atomic():  # the job and the key's answer: both or neither
+            job = make()
+            response = _answer(job, 201)
+            idempotency.answer(held, response.status_code, response.value, job)
+    except BaseException:
+        idempotency.release(held)
+        raise
+    return response
+
+
+CREATE_DOC = """Create a job from an image and a provider's model.
+
+Send **JSON** — `{"provider", "model", "params": {...}, "image_url" | "image_id"}` — or
+**multipart/form-data** with the file in `image`, `provider`, `model` and each parameter as its
+own field (files a model takes beside the image, such as Kling's `tail_image` or AKOOL's `audio`,
+under the same names as on the new-job form). Parameters left out take their defaults; see
+`GET /providers` for each model's parameter schema. With an `Idempotency-Key` header the same
+request sent again returns the first answer and creates nothing more."""
+
+CREATE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["provider", "model"],
+                "properties": {
+                    "provider": {"type": "string"},
+                    "model": {"type": "string"},
+                    "params": {"type": "object"},
+                    "image_url": {"type": "string", "format": "uri"},
+                    "image_id": {"type": "string", "format": "uuid"},
+                },
+            }
+        },
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["provider", "model", "image"],
+                "properties": {
+                    "provider": {"type": "string"},
+                    "model": {"type": "string"},
+                    "image": {"type": "string", "format": "binary"},
+                },
+                "additionalProperties": True,
+            }
+        },
+    },
+}
+IDEMPOTENCY_HEADER = {
+    "in": "header",
+    "name": idempotency.HEADER,
+    "required": False,
+    "schema": {"type": "string", "maxLength": idempotency.MAX_KEY_LENGTH},
+    "description": "Any unique string, kept 48 hours: the same request again returns the "
+    "first answer; another request with it answers 422; one still in flight, 409.",
+}
+
+
+@router.post(
+    "",
+    response=answers(201, JobOut),
+    summary="Create a job",
+    description=CREATE_DOC,
+    openapi_extra={"requestBody": CREATE_BODY, "parameters": [IDEMPOTENCY_HEADER]},
+)
+def create_job(request):
+    caller = writer(request)
+    wanted = job_requests.read(request)
+
+    def make():
+        image = job_requests.image_of(wanted, caller.team, fetch_image)
+        return submit_job(caller.membership, image, wanted.provider, wanted.params, wanted.files)
+
+    return idempotent(request, wanted.digest, make)
+
+
+@router.get("", response=answers(200, JobPage), summary="List the team's jobs, newest first")
+def list_jobs(request, filters: Query[JobFilters]):
+    jobs = Job.objects.filter(team=request.caller.team)
+    if filters.state:
+        jobs = jobs.filter(state__in=filters.state)
+    if filters.provider:
+        jobs = jobs.filter(provider=filters.provider)
+    if filters.member:
+        jobs = jobs.filter(creator__email__iexact=filters.member)
+    if filters.created_after:
+        jobs = jobs.filter(created_at__gte=filters.created_after)
+    if filters.created_before:
+        jobs = jobs.filter(created_at__lt=filters.created_before)
+    if not filters.include_deleted:
+        jobs = jobs.filter(deleted_at__isnull=True)
+    limit = min(max(filters.limit, 1), MAX_LIMIT)
+    rows, next_cursor = page(with_settlement(jobs), filters.cursor, limit)
+    return Status(
+        200,
+        {
+            "items": [job_data(job) for job in rows],
+            "page": {"next_cursor": next_cursor, "limit": limit},
+        },
+    )
+
+
+@router.get("/{job_id}", response=answers(200, JobOut), summary="One job")
+def get_job(request, job_id: UUID):
+    return Status(200, job_data(team_job(request, job_id)))
+
+
+@router.post(
+    "/{job_id}/cancel", response=answers(200, JobOut), summary="Cancel a job no provider has taken"
+)
+def cancel_job(request, job_id: UUID):
+    caller = writer(request)
+    job = team_job(request, job_id)
+    if job.creator_id != caller.membership.user_id and not caller.membership.can_manage:
+        raise HttpError(403, "Only whoever submitted the job, or an admin, can cancel it.")
+    if not cancel(job):
+        raise HttpError(409, "This job has already started or finished; it cannot be canceled.")
+    return _answer(job)
+
+
+@router.post(
+    "/{job_id}/retry",
+    response=answers(201, JobOut),
+    summary="A new job with the same image, model, parameters and files",
+    openapi_extra={"parameters": [IDEMPOTENCY_HEADER]},
+)
+def retry(request, job_id: UUID):
+    caller = writer(request)
+    job = team_job(request, job_id)
+    digest = idempotency.request_digest(request.method, request.path, {}, {})
+    return idempotent(request, digest, lambda: retry_job(caller.membership, job))
+
+
+@router.delete("/{job_id}", response=answers(200, JobOut), summary="Delete a finished job's video")
+def delete_job(request, job_id: UUID):
+    caller = writer(request)
+    job = team_job(request, job_id)
+    delete_video(caller.membership, job)
+    return _answer(job)

@@ -1,0 +1,126 @@
+"""A job as the API shows it: the same dict answers `GET /jobs/{id}`, fills the job list and is
+the `data` of every job webhook, so a receiver and a poller read the same fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from django.conf import settings
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.urls import reverse
+from ninja import Schema
+
+from studio.api.files import signed_file_url
+from studio.jobs import eta
+from studio.models import EntryKind, Job, LedgerEntry
+
+
+class EtaOut(Schema):
+    at: datetime
+    seconds_left: int
+    source: str
+
+
+class VideoOut(Schema):
+    url: str
+    download_url: str
+    poster_url: str | None
+    width: int | None
+    height: int | None
+    duration: float | None
+    bytes: int | None
+
+
+class JobOut(Schema):
+    id: UUID
+    state: str
+    provider: str
+    provider_label: str
+    model: str
+    params: dict
+    title: str
+    progress: int
+    eta: EtaOut | None
+    status_note: str
+    error: str
+    price_quoted: int
+    price_charged: int | None  # once captured
+    refunded: bool
+    refund_reason: str
+    creator: str | None
+    source_job: UUID | None
+    input_url: str | None
+    input_width: int
+    input_height: int
+    video: VideoOut | None
+    page_url: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    deleted_at: datetime | None
+
+
+def with_settlement(jobs: QuerySet) -> QuerySet:
+    """Jobs with their settlement's kind, amount and reason read in the same query."""
+    settlement = LedgerEntry.objects.filter(
+        job=OuterRef("pk"), kind__in=[EntryKind.CAPTURE, EntryKind.RELEASE]
+    )
+    return jobs.select_related("creator", "team").annotate(
+        settled_kind=Subquery(settlement.values("kind")[:1]),
+        settled_amount=Subquery(settlement.values("amount")[:1]),
+        settled_reason=Subquery(settlement.values("reason")[:1]),
+    )
+
+
+def job_data(job: Job) -> dict:
+    """The API's view of a job (fetch it through `with_settlement` to save three queries)."""
+    if not hasattr(job, "settled_kind"):
+        job = with_settlement(Job.objects.filter(pk=job.pk)).get()
+    guess = eta.estimate(job)
+    released = job.settled_kind == EntryKind.RELEASE
+    return {
+        "id": job.pk,
+        "state": job.state,
+        "provider": job.provider,
+        "provider_label": job.provider_label,
+        "model": job.model,
+        "params": job.params,
+        "title": job.title,
+        "progress": guess.progress if guess else job.progress,
+        "eta": {"at": guess.at, "seconds_left": guess.seconds_left, "source": guess.source}
+        if guess
+        else None,
+        "status_note": job.status_note,
+        "error": job.error,
+        "price_quoted": job.price_quoted,
+        "price_charged": job.settled_amount if job.settled_kind == EntryKind.CAPTURE else None,
+        "refunded": released,
+        "refund_reason": job.settled_reason if released else "",
+        "creator": job.creator.email if job.creator else None,
+        "source_job": job.source_job_id,
+        "input_url": signed_file_url(job, "input"),
+        "input_width": job.input_width,
+        "input_height": job.input_height,
+        "video": _video(job),
+        "page_url": settings.PUBLIC_BASE_URL + reverse("job_detail", args=[job.team.slug, job.pk]),
+        "created_at": job.created_at,
+        "started_at": job.running_at,
+        "finished_at": job.finished_at,
+        "deleted_at": job.deleted_at,
+    }
+
+
+def _video(job: Job) -> dict | None:
+    url = signed_file_url(job, "video")
+    if url is None:
+        return None
+    return {
+        "url": url,
+        "download_url": url + "?download=1",
+        "poster_url": signed_file_url(job, "poster"),
+        "width": job.video_width,
+        "height": job.video_height,
+        "duration": job.video_duration,
+        "bytes": job.video_bytes,
+    }

@@ -1,0 +1,246 @@
+"""The jobs API: create (multipart, JSON with an uploaded image), list with filters and cursors,
+get, cancel, retry, delete; refusals in the one error shape, with nothing reserved."""
+
+import pytest
+
+from studio.api.tokens import create_token
+from studio.models import ImageUpload, Job, JobState, LedgerEntry
+from tests.conftest import FAST_PARAMS, make_image_bytes
+from tests.factories import make_job
+
+pytestmark = pytest.mark.django_db
+JOBS = "/api/v1/jobs"
+
+
+@pytest.fixture
+def api(client, personas):
+    """api(user, scope) → a function sending requests with that member's new token."""
+
+    def for_user(user=None, scope="rw"):
+        raw = create_token(personas.membership(user or personas.member), "t", scope)[1]
+
+        def send(method, path, **kwargs):
+            call = getattr(client, method)
+            return call(path, HTTP_AUTHORIZATION=f"Bearer {raw}", **kwargs)
+
+        return send
+
+    return for_user
+
+
+def local_form(**more):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    image = SimpleUploadedFile("p.png", make_image_bytes(), content_type="image/png")
+    return {"provider": "local", "model": "camera-motion-v1", "image": image, **FAST_PARAMS, **more}
+
+
+def test_a_member_creates_a_job_with_a_multipart_upload_and_reads_it_back(api, personas):
+    send = api()
+    answer = send("post", JOBS, data=local_form(strength=7))
+    assert answer.status_code == 201, answer.content
+    body = answer.json()
+    job = Job.objects.get(pk=body["id"])
+    assert (job.team, job.creator, job.state) == (personas.team, personas.member, "queued")
+    assert body["params"]["strength"] == 7 and body["price_quoted"] == job.price_quoted > 0
+    assert body["input_url"] and body["video"] is None and body["refunded"] is False
+    assert LedgerEntry.objects.filter(job=job, kind="reserve").count() == 1
+    again = send("get", f"{JOBS}/{job.pk}").json()
+    assert again["id"] == body["id"] and again["state"] == "queued"
+    picture = send("get", again["input_url"].removeprefix("http://localhost:8000"))
+    assert picture.status_code == 200 and b"".join(picture.streaming_content)[:4] == b"\x89PNG"
+
+
+def test_json_with_an_uploaded_image_id(api, personas):
+    send = api()
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    image = SimpleUploadedFile("p.png", make_image_bytes(size=(800, 600)))
+    uploaded = send("post", "/api/v1/images", data={"image": image})
+    assert uploaded.status_code == 201, uploaded.content
+    image_id = uploaded.json()["id"]
+    assert uploaded.json()["width"] == 800
+    body = {
+        "provider": "local",
+        "model": "camera-motion-v1",
+        "params": FAST_PARAMS,
+        "image_id": image_id,
+    }
+    first = send("post", JOBS, data=body, content_type="application/json")
+    second = send("post", JOBS, data=body, content_type="application/json")
+    assert first.status_code == second.status_code == 201
+    jobs = Job.objects.filter(pk__in=[first.json()["id"], second.json()["id"]])
+    assert {j.input_image.name for j in jobs} == {ImageUpload.objects.get().file.name}
+    assert all(j.input_width == 800 for j in jobs)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"provider": "local", "model": "camera-motion-v1"}, 422, "image"),
+        ({"provider": "nope", "model": "x", "image_id": "x"}, 422, "provider"),
+        (
+            {
+                "provider": "local",
+                "model": "camera-motion-v1",
+                "params": {"fps": 10**5000 if False else "9" * 5000},
+                "image_id": "x",
+            },
+            422,
+            "fps",
+        ),
+        (
+            {
+                "provider": "local",
+                "model": "camera-motion-v1",
+                "params": {"motion": "zoom\x00"},
+                "image_id": "x",
+            },
+            422,
+            "motion",
+        ),
+        ({"provider": "local", "model": "camera-motion-v1", "params": []}, 422, "params"),
+    ],
+)
+def test_bad_input_names_the_field_and_reserves_nothing(api, personas, body, status, field):
+    send = api()
+    upload = send("post", "/api/v1/images", data={"image": local_form()["image"]}).json()
+    if body.get("image_id") == "x":
+        body["image_id"] = upload["id"]
+    answer = send("post", JOBS, data=body, content_type="application/json")
+    assert answer.status_code == status, answer.content
+    assert answer.json()["error"]["field"] == field
+    assert not Job.objects.exists() and not LedgerEntry.objects.filter(kind="reserve").exists()
+
+
+def test_a_json_number_of_five_thousand_digits_is_a_clear_400(api):
+    answer = api()(
+        "post",
+        JOBS,
+        data='{"provider": "local", "fps": ' + "9" * 5000 + "}",
+        content_type="application/json",
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+
+
+def test_credits_refusal_is_402_and_keeps_nothing(api, personas):
+    from studio.billing import ledger
+
+    ledger.adjust(personas.team, -1000, actor=None, reason="empty")
+    answer = api()("post", JOBS, data=local_form())
+    assert answer.status_code == 402, answer.content
+    assert answer.json()["error"]["code"] == "insufficient_credits"
+    assert not Job.objects.exists()
+
+
+def test_read_tokens_and_viewers_cannot_create(api, personas):
+    read = api(scope="read")("post", JOBS, data=local_form())
+    assert read.status_code == 403 and "read-only" in read.json()["error"]["message"]
+    viewer = api(personas.viewer, scope="read")("post", JOBS, data=local_form())
+    assert viewer.status_code == 403
+    assert not Job.objects.exists()
+
+
+def test_the_list_filters_and_pages_with_cursors(api, personas):
+    for i in range(7):
+        make_job(
+            personas.team,
+            personas.member if i % 2 else personas.owner,
+            state="succeeded" if i < 3 else "queued",
+        )
+    make_job(personas.outsider_team, personas.outsider, price=0)
+    send = api()
+    seen, cursor = [], None
+    while True:
+        query = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        answer = send("get", JOBS, data=query)
+        assert answer.status_code == 200, answer.content
+        seen += [item["id"] for item in answer.json()["items"]]
+        cursor = answer.json()["page"]["next_cursor"]
+        if cursor is None:
+            break
+    team_jobs = Job.objects.filter(team=personas.team).order_by("-created_at", "-pk")
+    assert seen == [str(pk) for pk in team_jobs.values_list("pk", flat=True)]
+    done = send("get", JOBS, data={"state": "succeeded"}).json()["items"]
+    assert len(done) == 3 and {j["state"] for j in done} == {"succeeded"}
+    mine = send("get", JOBS, data={"member": "member@a.test"}).json()["items"]
+    assert {j["creator"] for j in mine} == {"member@a.test"}
+    bad = send("get", JOBS, data={"cursor": "forged"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "cursor"
+
+
+def test_the_list_costs_the_same_queries_for_3_or_30_jobs(
+    api, personas, django_assert_max_num_queries
+):
+    send = api()
+    for _ in range(3):
+        make_job(personas.team, personas.member)
+    with django_assert_max_num_queries(8) as small:
+        send("get", JOBS)
+    for _ in range(27):
+        make_job(personas.team, personas.member)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        send("get", JOBS, data={"limit": 30})
+
+
+def test_cancel_retry_and_delete(api, personas):
+    send = api()
+    created = send("post", JOBS, data=local_form()).json()
+    canceled = send("post", f"{JOBS}/{created['id']}/cancel")
+    assert canceled.status_code == 200 and canceled.json()["state"] == "canceled"
+    assert canceled.json()["refunded"] is True
+    again = send("post", f"{JOBS}/{created['id']}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+    retried = send("post", f"{JOBS}/{created['id']}/retry")
+    assert retried.status_code == 201, retried.content
+    new = Job.objects.get(pk=retried.json()["id"])
+    old = Job.objects.get(pk=created["id"])
+    assert new.pk != old.pk and new.params == old.params
+    assert new.input_image.name == old.input_image.name and new.state == JobState.QUEUED
+    active_retry = send("post", f"{JOBS}/{new.pk}/retry")
+    assert active_retry.status_code == 422
+    deleted = send("delete", f"{JOBS}/{old.pk}")
+    assert deleted.status_code == 200 and deleted.json()["deleted_at"]
+    still = send("delete", f"{JOBS}/{new.pk}")
+    assert still.status_code == 409
+
+
+def test_another_teams_job_and_image_are_404(api, personas):
+    theirs = make_job(personas.outsider_team, personas.outsider, price=0)
+    send = api()
+    for method, path in [
+        ("get", f"{JOBS}/{theirs.pk}"),
+        ("post", f"{JOBS}/{theirs.pk}/cancel"),
+        ("post", f"{JOBS}/{theirs.pk}/retry"),
+        ("delete", f"{JOBS}/{theirs.pk}"),
+    ]:
+        answer = send(method, path)
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+    assert Job.objects.get(pk=theirs.pk).state == "queued"
+
+
+def test_quote_credits_and_ledger(api, personas):
+    send = api()
+    quote = send(
+        "post",
+        "/api/v1/quote",
+        data={"provider": "local", "model": "camera-motion-v1", "params": FAST_PARAMS},
+        content_type="application/json",
+    )
+    assert quote.status_code == 200, quote.content
+    q = quote.json()
+    assert q["available"] == 1000 and q["remaining_after"] == 1000 - q["price"]
+    bad = send(
+        "post",
+        "/api/v1/quote",
+        data={"provider": "local", "model": "camera-motion-v1", "params": {"fps": 1000}},
+        content_type="application/json",
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "fps"
+    send("post", JOBS, data=local_form())
+    credits = send("get", "/api/v1/credits").json()
+    assert credits["held"] == q["price"] and credits["available"] == 1000 - q["price"]
+    ledger = send("get", "/api/v1/credits/ledger", data={"limit": 1}).json()
+    assert ledger["items"][0]["kind"] == "reserve" and ledger["page"]["next_cursor"]
+    rest = send("get", "/api/v1/credits/ledger", data={"cursor": ledger["page"]["next_cursor"]})
+    assert [e["kind"] for e in rest.json()["items"]] == ["grant"]
