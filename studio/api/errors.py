@@ -7,7 +7,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.responses import codes_4xx
 
 from studio.api.idempotency import KeyRefused
 from studio.api.job_requests import BadRequest
@@ -65,7 +64,7 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(ValidationError)
     def invalid(request, exc):
         first = exc.errors[0] if exc.errors else {}
-        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
         return answer(
             request,
             422,
@@ -108,6 +107,10 @@ def install(api: NinjaAPI) -> None:
         return answer(request, exc.status_code, codes.get(exc.status_code, "error"), str(exc))
 
 
+# What any operation may answer besides its success, all in the error shape.
+ERROR_STATUSES = frozenset({400, 401, 402, 403, 404, 409, 413, 415, 422, 429})
+
+
 def answers(status: int, schema) -> dict:
-    """An operation's documented answers: its success, and the error shape for any 4xx."""
-    return {status: schema, codes_4xx: ErrorOut}
+    """An operation's documented answers: its success, and the error shape for the rest."""
+    return {status: schema, ERROR_STATUSES: ErrorOut}
