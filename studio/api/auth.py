@@ -21,8 +21,10 @@ class TeamToken(HttpBearer):
 
 
 def writer(request) -> Caller:
-    """The caller, if its token may write (a read token gets 403)."""
+    """The caller, if its token may write and its member may still submit (else 403)."""
     caller = request.caller
     if not caller.can_write:
         raise PermissionDenied("This token is read-only; make a read and write token to do this.")
+    if not caller.membership.can_submit:
+        raise PermissionDenied("This needs the member role or higher; viewers can only read.")
     return caller
