@@ -244,3 +244,31 @@ def test_quote_credits_and_ledger(api, personas):
     assert ledger["items"][0]["kind"] == "reserve" and ledger["page"]["next_cursor"]
     rest = send("get", "/api/v1/credits/ledger", data={"cursor": ledger["page"]["next_cursor"]})
     assert [e["kind"] for e in rest.json()["items"]] == ["grant"]
+
+
+def test_add_audio_to_a_finished_akool_video(api, personas, settings):
+    from tests.providers import AKOOL_CLIENT_ID, AKOOL_CLIENT_SECRET
+
+    settings.AKOOL_CLIENT_ID, settings.AKOOL_CLIENT_SECRET = AKOOL_CLIENT_ID, AKOOL_CLIENT_SECRET
+    video = {"resolution": "720p", "video_length": "5", "audio_type": "none", "prompt": "a cat"}
+    source = make_job(
+        personas.team,
+        personas.member,
+        state="succeeded",
+        provider="akool",
+        model="image2video",
+        params=video,
+        provider_job_id="a" * 24,
+    )
+    send = api()
+    path = f"{JOBS}/{source.pk}/add-audio"
+    added = send("post", path, data={"audio_type": "ai"}, content_type="application/json")
+    assert added.status_code == 201, added.content
+    body = added.json()
+    assert body["source_job"] == str(source.pk) and body["model"] == "add-audio"
+    assert body["price_quoted"] == 5
+    twice = send("post", path, data={"audio_type": "ai"}, content_type="application/json")
+    assert twice.status_code == 422 and "already being added" in twice.json()["error"]["message"]
+    local = make_job(personas.team, personas.member, state="succeeded")
+    other = send("post", f"{JOBS}/{local.pk}/add-audio", data={}, content_type="application/json")
+    assert other.status_code == 422 and other.json()["error"]["field"] == "source"

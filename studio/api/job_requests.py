@@ -89,13 +89,13 @@ def _from_form(request) -> JobRequest:
         image_url=request.POST.get("image_url", ""),
         files=files,
     )
-    contents = {name: _bytes(upload) for name, upload in request.FILES.items()}
+    contents = {name: file_bytes(upload) for name, upload in request.FILES.items()}
     fields = sorted((k, request.POST.getlist(k)) for k in request.POST)
     wanted.digest = request_digest(request.method, request.path, fields, contents)
     return wanted
 
 
-def _bytes(upload: UploadedFile) -> bytes:
+def file_bytes(upload: UploadedFile) -> bytes:
     upload.seek(0)
     data = upload.read()
     upload.seek(0)

@@ -1,4 +1,4 @@
-"""Jobs: create (idempotent with a key), list, get, cancel, retry, delete."""
+"""Jobs: create (idempotent with a key), list, get, cancel, retry, delete, add audio."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from studio.api import idempotency, job_requests
 from studio.api.auth import writer
 from studio.api.errors import answers
 from studio.api.images import fetch_image
+from studio.api.job_requests import BadRequest, read_json
 from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta, page
 from studio.api.payloads import JobOut, job_data, with_settlement
+from studio.jobs import derived
 from studio.jobs.deletion import delete_video
 from studio.jobs.retry import retry_job
 from studio.jobs.states import cancel
@@ -203,3 +205,49 @@ def delete_job(request, job_id: UUID):
     job = team_job(request, job_id)
     delete_video(caller.membership, job)
     return _answer(job)
+
+
+ADD_AUDIO_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"audio_type": {"type": "string", "enum": ["ai"]}},
+            }
+        },
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "audio_type": {"type": "string", "enum": ["ai", "upload"]},
+                    "audio": {"type": "string", "format": "binary"},
+                },
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/{job_id}/add-audio",
+    response=answers(201, JobOut),
+    summary="A new job adding an audio track to this finished AKOOL video",
+    openapi_extra={"requestBody": ADD_AUDIO_BODY, "parameters": [IDEMPOTENCY_HEADER]},
+)
+def add_audio(request, job_id: UUID):
+    caller = writer(request)
+    source = team_job(request, job_id)
+    if request.content_type == "application/json":
+        data, files = read_json(request), {}
+        fields = data
+    elif request.content_type == "multipart/form-data":
+        data, files = request.POST, request.FILES
+        fields = sorted((k, data.getlist(k)) for k in data)
+    else:
+        raise BadRequest(415, "unsupported_media_type", "Send JSON or multipart/form-data.")
+    contents = {name: job_requests.file_bytes(upload) for name, upload in files.items()}
+    digest = idempotency.request_digest(request.method, request.path, fields, contents)
+    return idempotent(
+        request, digest, lambda: derived.add_audio(caller.membership, source, data, files)
+    )
