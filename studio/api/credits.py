@@ -11,6 +11,7 @@ from ninja import Query, Router, Schema, Status
 from studio.api.errors import answers
 from studio.api.job_requests import BadRequest, read_json
 from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta, page
+from studio.api.providers import every_model_parameters
 from studio.billing import budgets, ledger, usage
 from studio.billing.estimate import estimate
 from studio.models import EntryKind
@@ -151,7 +152,7 @@ QUOTE_BODY = {
                 "properties": {
                     "provider": {"type": "string"},
                     "model": {"type": "string"},
-                    "params": {"type": "object"},
+                    "params": every_model_parameters(),
                 },
             }
         }

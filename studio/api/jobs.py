@@ -17,6 +17,7 @@ from studio.api.images import fetch_image
 from studio.api.job_requests import BadRequest, read_json
 from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta, page
 from studio.api.payloads import JobOut, job_data, with_settlement
+from studio.api.providers import every_model_parameters
 from studio.jobs import derived
 from studio.jobs.deletion import delete_video
 from studio.jobs.retry import retry_job
@@ -94,7 +95,7 @@ CREATE_BODY = {
                 "properties": {
                     "provider": {"type": "string"},
                     "model": {"type": "string"},
-                    "params": {"type": "object"},
+                    "params": every_model_parameters(),
                     "image_url": {"type": "string", "format": "uri"},
                     "image_id": {"type": "string", "format": "uuid"},
                 },

@@ -78,10 +78,26 @@ def _model(provider, spec, rules) -> dict:
         "key": spec.key,
         "label": spec.label,
         "help": spec.help,
-        "parameters": {
-            "type": "object",
-            "properties": {param.name: param.schema() for param in spec.params},
-            "required": [param.name for param in spec.params if param.required],
-        },
+        "parameters": parameters_schema(spec),
         "prices": prices,
+    }
+
+
+def parameters_schema(spec) -> dict:
+    """A model's parameters as a JSON schema object, from the declarations the form is made of."""
+    return {
+        "type": "object",
+        "properties": {param.name: param.schema() for param in spec.params},
+        "required": [param.name for param in spec.params if param.required],
+    }
+
+
+def every_model_parameters() -> dict:
+    """`params` of a job request: one of the models' schemas (documented in the OpenAPI)."""
+    return {
+        "anyOf": [
+            parameters_schema(spec) | {"title": f"{provider.key} · {spec.key}"}
+            for provider in PROVIDERS.values()
+            for spec in provider.models
+        ]
     }
