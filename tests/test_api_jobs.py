@@ -272,3 +272,51 @@ def test_add_audio_to_a_finished_akool_video(api, personas, settings):
     local = make_job(personas.team, personas.member, state="succeeded")
     other = send("post", f"{JOBS}/{local.pk}/add-audio", data={}, content_type="application/json")
     assert other.status_code == 422 and other.json()["error"]["field"] == "source"
+
+
+@pytest.fixture
+def picture_server():
+    """A server on this machine answering every GET with a PNG, counting what it was asked."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked = []
+    png = make_image_bytes()
+
+    class Picture(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(png)))
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Picture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/photo.png", asked
+    server.shutdown()
+
+
+def test_an_image_url_is_fetched_only_from_an_allowed_address(api, picture_server, settings):
+    url, asked = picture_server
+    send = api()
+    body = {"provider": "local", "model": "camera-motion-v1", "params": FAST_PARAMS}
+    for refused in [url, url.replace("127.0.0.1", "2130706433"), "http://169.254.169.254/"]:
+        answer = send(
+            "post", JOBS, data=body | {"image_url": refused}, content_type="application/json"
+        )
+        assert answer.status_code == 422, answer.content
+        assert answer.json()["error"]["field"] == "image_url"
+    assert (
+        asked == []
+        and not Job.objects.exists()
+        and not LedgerEntry.objects.filter(kind="reserve").exists()
+    )
+    settings.OUTBOUND_ALLOW_NETWORKS = ["127.0.0.1/32"]
+    answer = send("post", JOBS, data=body | {"image_url": url}, content_type="application/json")
+    assert answer.status_code == 201, answer.content
+    assert asked == ["/photo.png"] and answer.json()["input_width"] == 640
