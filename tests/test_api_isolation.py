@@ -82,9 +82,7 @@ def test_team_b_cannot_start_a_job_from_team_a_image(client, personas, team_a_ob
 
 
 def test_a_signed_file_link_works_only_for_its_own_team(client, personas, team_a_objects):
-    from django.core import signing
-
-    from studio.api.files import SALT
+    from studio.api.files import SIGNER
 
     raw = create_token(personas.membership(personas.member), "a", "read")[1]
     job = client.get(
@@ -92,13 +90,12 @@ def test_a_signed_file_link_works_only_for_its_own_team(client, personas, team_a
     ).json()
     link = job["input_url"].removeprefix("http://localhost:8000")
     assert client.get(link).status_code == 200
-    forged = signing.dumps(
-        [team_a_objects["job_id"].replace("-", ""), personas.outsider_team.pk, "input"],
-        salt=SALT,
-        compress=True,
-    )
-    assert client.get(f"/api/v1/files/{forged}/").status_code == 404
-    assert client.get(link[:-5] + "xxxx/").status_code == 404
+    assert client.get(link.replace("/input/", "/nothing/")).status_code == 404
+    job_hex = team_a_objects["job_id"].replace("-", "")
+    forged = SIGNER.sign(f"{job_hex}.{personas.outsider_team.pk}")
+    assert client.get(f"/api/v1/files/{forged}/input/").status_code == 404
+    token = link.split("/")[-3]
+    assert client.get(link.replace(token, token[:-4] + "xxxx")).status_code == 404
 
 
 WRITES = [

@@ -46,6 +46,11 @@ def test_a_member_creates_a_job_with_a_multipart_upload_and_reads_it_back(api, p
     assert body["input_url"] and body["video"] is None and body["refunded"] is False
     assert LedgerEntry.objects.filter(job=job, kind="reserve").count() == 1
     again = send("get", f"{JOBS}/{job.pk}").json()
+    from django.urls import reverse
+
+    assert again["page_url"] == "http://localhost:8000" + reverse(
+        "job_detail", args=[personas.team.slug, job.pk]
+    )
     assert again["id"] == body["id"] and again["state"] == "queued"
     picture = send("get", again["input_url"].removeprefix("http://localhost:8000"))
     assert picture.status_code == 200 and b"".join(picture.streaming_content)[:4] == b"\x89PNG"

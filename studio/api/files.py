@@ -1,38 +1,37 @@
 """Links to a job's video, poster and input for API callers and webhook receivers: signed,
-expiring URLs naming the job, the file and the team, served by our app. A link is issued only to
-the team (in its API answers and its own webhooks), and checks again on every use that the job
-is still the team's and its file still exists."""
+expiring URLs naming the job and its team, served by our app. A link is issued only to the team
+(in its API answers and its own webhooks), and checks again on every use that the job is still
+the team's and its file still exists. One signature covers a job's files: a list of jobs signs
+once per job."""
 
 from django.conf import settings
 from django.core import signing
 from django.http import Http404
-from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from studio.media import file_response
 from studio.models import Job
 
-SALT = "studio.api-file"
+SIGNER = signing.TimestampSigner(salt="studio.api-file")
 LINK_MAX_AGE = 24 * 3600  # long enough for a webhook retried over a day to still link its video
 FIELDS = {"video": "video", "poster": "poster", "input": "input_image"}
 
 
-def signed_file_url(job: Job, kind: str) -> str | None:
-    """The link to one of the job's files, or None while it has none."""
-    if not getattr(job, FIELDS[kind]):
-        return None
-    token = signing.dumps([job.pk.hex, job.team_id, kind], salt=SALT, compress=True)
-    return settings.PUBLIC_BASE_URL + reverse("api_file", args=[token])
+def file_links(job: Job) -> dict[str, str | None]:
+    """{kind: link} for each of the job's files (None while it has none)."""
+    token = SIGNER.sign(f"{job.pk.hex}.{job.team_id}")
+    base = f"{settings.PUBLIC_BASE_URL}/api/v1/files/{token}/"
+    return {kind: f"{base}{kind}/" if getattr(job, name) else None for kind, name in FIELDS.items()}
 
 
 @require_safe
-def api_file(request, token: str):
+def api_file(request, token: str, kind: str):
     try:
-        job_hex, team_id, kind = signing.loads(token, salt=SALT, max_age=LINK_MAX_AGE)
+        job_hex, team_id = SIGNER.unsign(token, max_age=LINK_MAX_AGE).split(".")
         field_name = FIELDS[kind]
-    except (signing.BadSignature, ValueError, TypeError, KeyError):
+        job = Job.objects.filter(pk=job_hex, team_id=int(team_id)).only("pk", field_name).first()
+    except (signing.BadSignature, ValueError, KeyError):  # forged, expired, or not ours
         raise Http404("No such file") from None
-    job = Job.objects.filter(pk=job_hex, team_id=team_id).only("pk", field_name).first()
     field = getattr(job, field_name, None)
     if not field:
         raise Http404("No such file")

@@ -16,7 +16,7 @@ from studio.api.errors import answers
 from studio.api.images import fetch_image
 from studio.api.job_requests import BadRequest, read_json
 from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta, page
-from studio.api.payloads import JobOut, job_data, with_settlement
+from studio.api.payloads import JobOut, job_data, unsettled, with_settlement
 from studio.api.providers import every_model_parameters
 from studio.jobs import derived
 from studio.jobs.deletion import delete_video
@@ -52,15 +52,19 @@ def team_job(request, job_id: UUID) -> Job:
 
 
 def _answer(job: Job, status: int = 200):
+    """The job as it is now (its settlement may just have changed)."""
     return Status(status, job_data(with_settlement(Job.objects.filter(pk=job.pk)).get()))
+
+
+def _created(job: Job):
+    return Status(201, job_data(unsettled(job)))
 
 
 def idempotent(request, digest: str, make):
     """Run `make()` (which creates one job) under the request's Idempotency-Key, if it has one."""
     key = request.headers.get(idempotency.HEADER)
     if key is None:
-        job = make()
-        return _answer(job, 201)
+        return _created(make())
     team = request.caller.team
     held = idempotency.claim(team, idempotency.check_key(key), digest)
     if isinstance(held, idempotency.Replay):
@@ -68,7 +72,7 @@ def idempotent(request, digest: str, make):
     try:
         with transaction.atomic():  # the job and the key's answer: both or neither
             job = make()
-            response = _answer(job, 201)
+            response = _created(job)
             idempotency.answer(held, response.status_code, response.value, job)
     except BaseException:
         idempotency.release(held)

@@ -7,13 +7,12 @@ from datetime import datetime
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet, Subquery
-from django.urls import reverse
+from django.db.models import F, FilteredRelation, Q, QuerySet
 from ninja import Schema
 
-from studio.api.files import signed_file_url
+from studio.api.files import file_links
 from studio.jobs import eta
-from studio.models import EntryKind, Job, LedgerEntry
+from studio.models import EntryKind, Job
 
 
 class EtaOut(Schema):
@@ -62,15 +61,25 @@ class JobOut(Schema):
 
 
 def with_settlement(jobs: QuerySet) -> QuerySet:
-    """Jobs with their settlement's kind, amount and reason read in the same query."""
-    settlement = LedgerEntry.objects.filter(
-        job=OuterRef("pk"), kind__in=[EntryKind.CAPTURE, EntryKind.RELEASE]
+    """Jobs with their settlement's kind, amount and reason, joined in the same query (a job has
+    at most one settlement: a database constraint)."""
+    settled = Q(ledger__kind__in=[EntryKind.CAPTURE, EntryKind.RELEASE])
+    return (
+        jobs.select_related("creator", "team")
+        .defer("last_response", "output_ref")
+        .annotate(
+            settlement=FilteredRelation("ledger", condition=settled),
+            settled_kind=F("settlement__kind"),
+            settled_amount=F("settlement__amount"),
+            settled_reason=F("settlement__reason"),
+        )
     )
-    return jobs.select_related("creator", "team").annotate(
-        settled_kind=Subquery(settlement.values("kind")[:1]),
-        settled_amount=Subquery(settlement.values("amount")[:1]),
-        settled_reason=Subquery(settlement.values("reason")[:1]),
-    )
+
+
+def unsettled(job: Job) -> Job:
+    """A job just made: it has no settlement, so nothing need be read back."""
+    job.settled_kind = job.settled_amount = job.settled_reason = None
+    return job
 
 
 def job_data(job: Job) -> dict:
@@ -78,6 +87,7 @@ def job_data(job: Job) -> dict:
     if not hasattr(job, "settled_kind"):
         job = with_settlement(Job.objects.filter(pk=job.pk)).get()
     guess = eta.estimate(job)
+    links = file_links(job)
     released = job.settled_kind == EntryKind.RELEASE
     return {
         "id": job.pk,
@@ -99,11 +109,11 @@ def job_data(job: Job) -> dict:
         "refund_reason": job.settled_reason if released else "",
         "creator": job.creator.email if job.creator else None,
         "source_job": job.source_job_id,
-        "input_url": signed_file_url(job, "input"),
+        "input_url": links["input"],
         "input_width": job.input_width,
         "input_height": job.input_height,
-        "video": _video(job),
-        "page_url": settings.PUBLIC_BASE_URL + reverse("job_detail", args=[job.team.slug, job.pk]),
+        "video": _video(job, links),
+        "page_url": f"{settings.PUBLIC_BASE_URL}/t/{job.team.slug}/jobs/{job.pk}/",
         "created_at": job.created_at,
         "started_at": job.running_at,
         "finished_at": job.finished_at,
@@ -111,14 +121,14 @@ def job_data(job: Job) -> dict:
     }
 
 
-def _video(job: Job) -> dict | None:
-    url = signed_file_url(job, "video")
+def _video(job: Job, links: dict) -> dict | None:
+    url = links["video"]
     if url is None:
         return None
     return {
         "url": url,
         "download_url": url + "?download=1",
-        "poster_url": signed_file_url(job, "poster"),
+        "poster_url": links["poster"],
         "width": job.video_width,
         "height": job.video_height,
         "duration": job.video_duration,

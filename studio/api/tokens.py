@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import F
 from django.utils import timezone
 
 from studio.models import ApiToken, Membership, TokenScope
@@ -67,20 +68,30 @@ def authenticate(raw: str) -> Caller | None:
     """The caller a bearer token speaks for, or None (unknown, revoked, or its member left)."""
     if not raw or len(raw) > MAX_TOKEN_LENGTH or not raw.isascii() or not raw.isprintable():
         return None
-    token = (
-        ApiToken.objects.select_related("team")
-        .filter(digest=token_digest(raw), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None:
-        return None
+    # One query: the token and, through its member's membership of the token's team, the role.
     membership = (
         Membership.objects.select_related("team", "user")
-        .filter(team_id=token.team_id, user_id=token.user_id)
+        .filter(
+            user__api_tokens__digest=token_digest(raw),
+            user__api_tokens__revoked_at__isnull=True,
+            user__api_tokens__team=F("team"),
+        )
+        .annotate(
+            token_id=F("user__api_tokens__id"),
+            token_scope=F("user__api_tokens__scope"),
+            token_last_used_at=F("user__api_tokens__last_used_at"),
+        )
         .first()
     )
     if membership is None:
         return None
+    token = ApiToken(
+        pk=membership.token_id,
+        team_id=membership.team_id,
+        user_id=membership.user_id,
+        scope=membership.token_scope,
+        last_used_at=membership.token_last_used_at,
+    )
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_EVERY:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
