@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import F
+from django.db import connection
 from django.utils import timezone
 
-from studio.models import ApiToken, Membership, TokenScope
+from studio.models import ApiToken, Membership, Team, TokenScope, User
 from studio.models.api import token_digest
 
 PREFIX = "stu_"
@@ -68,32 +68,53 @@ def authenticate(raw: str) -> Caller | None:
     """The caller a bearer token speaks for, or None (unknown, revoked, or its member left)."""
     if not raw or len(raw) > MAX_TOKEN_LENGTH or not raw.isascii() or not raw.isprintable():
         return None
-    # One query: the token and, through its member's membership of the token's team, the role.
-    membership = (
-        Membership.objects.select_related("team", "user")
-        .filter(
-            user__api_tokens__digest=token_digest(raw),
-            user__api_tokens__revoked_at__isnull=True,
-            user__api_tokens__team=F("team"),
-        )
-        .annotate(
-            token_id=F("user__api_tokens__id"),
-            token_scope=F("user__api_tokens__scope"),
-            token_last_used_at=F("user__api_tokens__last_used_at"),
-        )
-        .first()
-    )
+    membership = _member_of_token(token_digest(raw))
     if membership is None:
         return None
-    token = ApiToken(
-        pk=membership.token_id,
-        team_id=membership.team_id,
-        user_id=membership.user_id,
-        scope=membership.token_scope,
-        last_used_at=membership.token_last_used_at,
-    )
+    token = membership.token
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_EVERY:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return Caller(token=token, membership=membership)
+
+
+# Every API request runs this: one fixed statement, so no ORM compilation on the hot path.
+MEMBER_OF_TOKEN = """
+    SELECT t.id, t.scope, t.last_used_at,
+           m.id, m.role, m.monthly_limit, m.joined_at,
+           team.id, team.name, team.slug, team.is_personal, team.created_at,
+           u.id, u.email
+    FROM {token} t
+    JOIN {membership} m ON m.team_id = t.team_id AND m.user_id = t.user_id
+    JOIN {team} team ON team.id = t.team_id
+    JOIN {user} u ON u.id = t.user_id
+    WHERE t.digest = %s AND t.revoked_at IS NULL
+"""
+
+
+def _member_of_token(digest: str) -> Membership | None:
+    """The membership a live token acts through (its member in its team), with `.token` set;
+    None when the token is unknown or revoked, or its member has left the team."""
+    sql = MEMBER_OF_TOKEN.format(
+        token=ApiToken._meta.db_table,
+        membership=Membership._meta.db_table,
+        team=Team._meta.db_table,
+        user=User._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [digest])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token_id, scope, last_used_at, membership_id, role, limit, joined_at = row[:7]
+    team_id, team_name, slug, is_personal, team_created_at, user_id, email = row[7:]
+    team = Team(id=team_id, name=team_name, slug=slug, is_personal=is_personal)
+    team.created_at = team_created_at
+    user = User(id=user_id, email=email)
+    membership = Membership(id=membership_id, team=team, user=user, role=role, monthly_limit=limit)
+    membership.joined_at = joined_at
+    membership.token = ApiToken(
+        id=token_id, team=team, user=user, scope=scope, last_used_at=last_used_at
+    )
+    return membership
