@@ -10,12 +10,12 @@ from django.http import Http404
 from ninja import Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from studio.api import idempotency, job_requests
+from studio.api import idempotency, job_requests, job_rows, pages
 from studio.api.auth import writer
 from studio.api.errors import answers
 from studio.api.images import fetch_image
 from studio.api.job_requests import BadRequest, read_json
-from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta, page
+from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta
 from studio.api.payloads import JobOut, job_data, unsettled, with_settlement
 from studio.api.providers import every_model_parameters
 from studio.jobs import derived
@@ -45,10 +45,10 @@ class JobFilters(Schema):
 
 
 def team_job(request, job_id: UUID) -> Job:
-    job = with_settlement(Job.objects.filter(pk=job_id, team=request.caller.team)).first()
-    if job is None:
+    found = job_rows.read(job_rows.JobQuery(team_id=request.caller.team.pk, job_id=job_id))
+    if not found:
         raise Http404("No such job")
-    return job
+    return found[0]
 
 
 def _answer(job: Job, status: int = 200):
@@ -149,21 +149,19 @@ def create_job(request):
 
 @router.get("", response=answers(200, JobPage), summary="List the team's jobs, newest first")
 def list_jobs(request, filters: Query[JobFilters]):
-    jobs = Job.objects.filter(team=request.caller.team)
-    if filters.state:
-        jobs = jobs.filter(state__in=filters.state)
-    if filters.provider:
-        jobs = jobs.filter(provider=filters.provider)
-    if filters.member:
-        jobs = jobs.filter(creator__email__iexact=filters.member)
-    if filters.created_after:
-        jobs = jobs.filter(created_at__gte=filters.created_after)
-    if filters.created_before:
-        jobs = jobs.filter(created_at__lt=filters.created_before)
-    if not filters.include_deleted:
-        jobs = jobs.filter(deleted_at__isnull=True)
     limit = min(max(filters.limit, 1), MAX_LIMIT)
-    rows, next_cursor = page(with_settlement(jobs), filters.cursor, limit)
+    query = job_rows.JobQuery(
+        team_id=request.caller.team.pk,
+        states=tuple(filters.state or ()),
+        provider=filters.provider or "",
+        member_email=filters.member or "",
+        created_after=filters.created_after,
+        created_before=filters.created_before,
+        live_only=not filters.include_deleted,
+        after=pages.decode(filters.cursor) if filters.cursor else None,
+        limit=limit + 1,
+    )
+    rows, next_cursor = pages.split(job_rows.read(query), limit)
     return Status(
         200,
         {

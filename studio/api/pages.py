@@ -23,22 +23,29 @@ class PageMeta(Schema):
     limit: int
 
 
+def decode(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a cursor names."""
+    try:
+        stamp, last_id = signing.loads(cursor, salt=SALT)
+        return datetime.fromisoformat(stamp), str(last_id)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise BadCursor("This cursor is not one we gave out; start from the first page.") from None
+
+
+def encode(last) -> str:
+    return signing.dumps([last.created_at.isoformat(), str(last.pk)], salt=SALT)
+
+
+def split(rows: list, limit: int) -> tuple[list, str | None]:
+    """A page from `limit + 1` rows read: the page, and the next cursor if there is more."""
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], encode(rows[limit - 1])
+
+
 def page(items: QuerySet, cursor: str | None, limit: int) -> tuple[list, str | None]:
     """One page of `items` (ordered by -created_at, -id) after `cursor`, and the next cursor."""
     if cursor:
-        try:
-            stamp, last_id = signing.loads(cursor, salt=SALT)
-            items = items.filter(
-                Q(created_at__lt=datetime.fromisoformat(stamp))
-                | Q(created_at=datetime.fromisoformat(stamp), pk__lt=last_id)
-            )
-        except (signing.BadSignature, ValueError, TypeError):
-            raise BadCursor(
-                "This cursor is not one we gave out; start from the first page."
-            ) from None
-    rows = list(items.order_by("-created_at", "-pk")[: limit + 1])
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    return rows, signing.dumps([last.created_at.isoformat(), str(last.pk)], salt=SALT)
+        stamp, last_id = decode(cursor)
+        items = items.filter(Q(created_at__lt=stamp) | Q(created_at=stamp, pk__lt=last_id))
+    return split(list(items.order_by("-created_at", "-pk")[: limit + 1]), limit)

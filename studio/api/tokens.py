@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.utils import timezone
 
 from studio.models import ApiToken, Membership, Team, TokenScope, User
@@ -81,10 +80,10 @@ def authenticate(raw: str) -> Caller | None:
 
 # Every API request runs this: one fixed statement, so no ORM compilation on the hot path.
 MEMBER_OF_TOKEN = """
-    SELECT t.id, t.scope, t.last_used_at,
-           m.id, m.role, m.monthly_limit, m.joined_at,
-           team.id, team.name, team.slug, team.is_personal, team.created_at,
-           u.id, u.email
+    SELECT t.id, t.scope, t.last_used_at, t.team_id, t.user_id,
+           m.id AS membership_id, m.role AS member_role, m.monthly_limit AS member_limit,
+           team.name AS team_name, team.slug AS team_slug, team.is_personal AS team_personal,
+           u.email AS user_email
     FROM {token} t
     JOIN {membership} m ON m.team_id = t.team_id AND m.user_id = t.user_id
     JOIN {team} team ON team.id = t.team_id
@@ -102,19 +101,19 @@ def _member_of_token(digest: str) -> Membership | None:
         team=Team._meta.db_table,
         user=User._meta.db_table,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [digest])
-        row = cursor.fetchone()
-    if row is None:
+    token = next(iter(ApiToken.objects.raw(sql, [digest])), None)
+    if token is None:
         return None
-    token_id, scope, last_used_at, membership_id, role, limit, joined_at = row[:7]
-    team_id, team_name, slug, is_personal, team_created_at, user_id, email = row[7:]
-    team = Team(id=team_id, name=team_name, slug=slug, is_personal=is_personal)
-    team.created_at = team_created_at
-    user = User(id=user_id, email=email)
-    membership = Membership(id=membership_id, team=team, user=user, role=role, monthly_limit=limit)
-    membership.joined_at = joined_at
-    membership.token = ApiToken(
-        id=token_id, team=team, user=user, scope=scope, last_used_at=last_used_at
+    team = Team(id=token.team_id, name=token.team_name, slug=token.team_slug)
+    team.is_personal = bool(token.team_personal)
+    user = User(id=token.user_id, email=token.user_email)
+    token.team, token.user = team, user
+    membership = Membership(
+        id=token.membership_id,
+        team=team,
+        user=user,
+        role=token.member_role,
+        monthly_limit=token.member_limit,
     )
+    membership.token = token
     return membership
