@@ -8,20 +8,22 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db.models import F, FilteredRelation, Q, QuerySet
-from ninja import Schema
+from pydantic import BaseModel
 
 from studio.api.files import file_links
 from studio.jobs import eta
 from studio.models import EntryKind, Job
 
 
-class EtaOut(Schema):
+# Plain pydantic models, not ninja's Schema: ninja wraps every object it validates to read Django
+# attributes, which made checking a page of 25 jobs cost 5 ms instead of 0.3 ms (bench/api.py).
+class EtaOut(BaseModel):
     at: datetime
     seconds_left: int
     source: str
 
 
-class VideoOut(Schema):
+class VideoOut(BaseModel):
     url: str
     download_url: str
     poster_url: str | None
@@ -31,7 +33,7 @@ class VideoOut(Schema):
     bytes: int | None
 
 
-class JobOut(Schema):
+class JobOut(BaseModel):
     id: UUID
     state: str
     provider: str
