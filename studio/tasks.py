@@ -45,12 +45,23 @@ def delete_provider_copies() -> None:
     delete()
 
 
+def deliver_webhooks() -> None:
+    """Send every webhook delivery that is due, a few threads at once."""
+    from studio.outbound.workers import deliver_due
+
+    deliver_due()
+
+
 def sweep() -> None:
     """Periodic safety net (django-q2's scheduler): one engine tick and expiry, so jobs move even
-    if no `run_engine` loop is running; and provider copies of deleted videos still due."""
+    if no `run_engine` loop is running; provider copies of deleted videos still due; and webhook
+    retries that fell due (a task of their own: a slow receiver must not hold up the sweep)."""
     from studio.jobs.deletion import delete_provider_copies as delete
+    from studio.outbound.delivery import any_due
 
     now = timezone.now()
+    if any_due(now):
+        async_task("studio.tasks.deliver_webhooks", group="webhooks")
     moved = engine.tick(now)
     expired = expire_overdue(now)
     deleted = delete(now)

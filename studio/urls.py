@@ -1,7 +1,18 @@
 from django.urls import include, path
 
 from studio import inputs, webhooks
-from studio.views import budgets, credits, files, gallery, home, jobs, staff, teams, tokens
+from studio.views import (
+    budgets,
+    credits,
+    files,
+    gallery,
+    home,
+    jobs,
+    staff,
+    teams,
+    tokens,
+    webhook_endpoints,
+)
 
 # Everything of a team lives under /t/<team_slug>/ and goes through studio.access.team_view.
 team_patterns = [
@@ -27,6 +38,42 @@ team_patterns = [
     path("settings/invites/<int:invite_id>/revoke/", teams.invite_revoke, name="invite_revoke"),
     path("settings/members/<int:membership_id>/role/", teams.member_role, name="member_role"),
     path("settings/members/<int:membership_id>/remove/", teams.member_remove, name="member_remove"),
+    path("settings/webhooks/", webhook_endpoints.webhooks, name="webhooks"),
+    path(
+        "settings/webhooks/<int:endpoint_id>/",
+        webhook_endpoints.webhook_endpoint,
+        name="webhook_endpoint",
+    ),
+    path(
+        "settings/webhooks/<int:endpoint_id>/secret/",
+        webhook_endpoints.webhook_secret,
+        name="webhook_secret",
+    ),
+    path(
+        "settings/webhooks/<int:endpoint_id>/rotate/",
+        webhook_endpoints.webhook_rotate,
+        name="webhook_rotate",
+    ),
+    path(
+        "settings/webhooks/<int:endpoint_id>/enable/",
+        webhook_endpoints.webhook_enable,
+        name="webhook_enable",
+    ),
+    path(
+        "settings/webhooks/<int:endpoint_id>/disable/",
+        webhook_endpoints.webhook_disable,
+        name="webhook_disable",
+    ),
+    path(
+        "settings/webhooks/<int:endpoint_id>/delete/",
+        webhook_endpoints.webhook_delete,
+        name="webhook_delete",
+    ),
+    path(
+        "settings/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/resend/",
+        webhook_endpoints.webhook_resend,
+        name="webhook_resend",
+    ),
 ]
 
 urlpatterns = [

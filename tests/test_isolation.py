@@ -5,7 +5,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from studio import teams
 from studio.api.tokens import create_token
-from studio.models import Role
+from studio.models import Role, WebhookDelivery, WebhookEndpoint
+from studio.outbound.endpoints import new_secret
 from tests.factories import make_job
 
 # Routes that are not about one team's data; everything else must carry a team.
@@ -54,12 +55,23 @@ def team_a_objects(personas):
     job = make_job(personas.team, personas.member, state="succeeded")
     job.video.save("v.mp4", job.input_image.file, save=False)  # any bytes will do for a 404 check
     job.save()
+    endpoint = WebhookEndpoint.objects.create(
+        team=personas.team,
+        url="https://hooks.example/a",
+        events=["job.succeeded"],
+        secret=new_secret(),
+    )
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, message_id="msg_a", event="job.succeeded", payload={}, state="failed"
+    )
     return {
         "job_id": job.pk,
         "kind": "video",
         "invite_id": teams.invite(owner, email="someone@x.test", role=Role.VIEWER).pk,
         "membership_id": personas.membership(personas.viewer).pk,
         "token_id": create_token(owner, "ci", "read")[0].pk,
+        "endpoint_id": endpoint.pk,
+        "delivery_id": delivery.pk,
     }
 
 
@@ -91,7 +103,7 @@ def test_an_outsider_cannot_reach_team_a_objects_through_their_own_team(
 ):
     """Their own team's slug with team A's job, invite, membership or token ids: still 404."""
     client = client_for(personas.outsider)
-    keys = ("job_id", "invite_id", "membership_id", "token_id")
+    keys = ("job_id", "invite_id", "membership_id", "token_id", "endpoint_id", "delivery_id")
     ids = [str(team_a_objects[key]) for key in keys]
     checked = 0
     for name, url in urls_for(personas.outsider_team.slug, team_a_objects):
@@ -100,7 +112,7 @@ def test_an_outsider_cannot_reach_team_a_objects_through_their_own_team(
             # A POST-only route may answer 405 to GET before any lookup: that reveals nothing.
             assert client.get(url).status_code in (404, 405), name
             assert client.post(url).status_code == 404, name
-    assert checked >= 7
+    assert checked >= 15
 
 
 def test_a_logged_out_visitor_is_sent_to_log_in(personas, client, team_a_objects):

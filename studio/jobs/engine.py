@@ -24,7 +24,7 @@ from django.utils import timezone
 from studio.jobs import ratelimit, steps
 from studio.jobs.states import claim_many, expire_overdue
 from studio.models import Job, JobState
-from studio.outbound import delivery
+from studio.outbound import workers as webhook_workers
 from studio.providers import PROVIDERS
 from studio.providers.base import Provider
 
@@ -198,11 +198,13 @@ class Engine:
         self.free_lock = threading.Lock()
         self._next_expiry = timezone.now()
         # Webhook deliveries get threads of their own: a slow receiver never holds a provider call.
-        self.webhooks = delivery.Sender()
+        self.webhooks = webhook_workers.Sender()
 
     def run(self) -> None:
         log.info("job engine running with %d threads", self.threads)
-        delivery.run_locally(self.webhooks)  # events recorded here wake it, not a worker task
+        webhook_workers.run_locally(
+            self.webhooks
+        )  # events recorded here wake it, not a worker task
         while not self.stopping.is_set():
             try:
                 claimed = self.tick_once()
@@ -212,7 +214,7 @@ class Engine:
                 claimed = 0
             if not claimed:
                 self.stopping.wait(self.idle_sleep if self.free else 0.005)
-        delivery.run_locally(None)
+        webhook_workers.run_locally(None)
         self.pool.shutdown(wait=True)
         self.webhooks.shutdown()
         log.info("job engine stopped")

@@ -39,6 +39,10 @@ def settings_page(request, **extra):
         "invite_form": InviteForm(),
         "roles": Role.choices,
         "new_link": request.session.pop("new_invite_link", None),
+        # Endpoints the workers disabled (or an admin turned off): why, until turned back on.
+        "disabled_webhooks": team.webhook_endpoints.filter(enabled=False)
+        if request.membership.can_manage
+        else [],
     }
     return render(request, "studio/team_settings.html", context)
 
