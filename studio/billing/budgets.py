@@ -10,6 +10,9 @@ from django.utils import timezone
 
 from studio.billing.errors import BudgetExceeded
 from studio.models import BudgetWarning, CreditAccount, EntryKind, LedgerEntry, Membership, Team
+from studio.outbound.events import record_credits_low
+
+LOW_BALANCE = "low-balance"
 
 
 def period_start(now: datetime | None = None) -> datetime:
@@ -40,7 +43,11 @@ def committed(team: Team, member=None, now: datetime | None = None) -> int:
     return entries.aggregate(total=Sum("amount"))["total"] or 0
 
 
-def check_limits(team: Team, member, amount: int, *, account: CreditAccount) -> None:
+# A member limit not read yet (None means "no limit"), so a caller that has read it can pass it.
+UNREAD = object()
+
+
+def check_limits(team: Team, member, amount: int, *, account: CreditAccount, limit=UNREAD) -> None:
     """Refuse a reservation that would cross the team's cap or the member's limit this month."""
     if account.monthly_cap is not None:
         after = committed(team) + amount
@@ -49,7 +56,7 @@ def check_limits(team: Team, member, amount: int, *, account: CreditAccount) -> 
                 f"This job would take the team's monthly spending to {after} credits, "
                 f"over its cap of {account.monthly_cap} by {after - account.monthly_cap}."
             )
-    limit = _member_limit(team, member)
+    limit = member_limit(team, member) if limit is UNREAD else limit
     if limit is not None:
         after = committed(team, member) + amount
         if after > limit:
@@ -98,25 +105,27 @@ def _thresholds(key: str, who: str, used: int, limit: int) -> list[tuple[str, st
     ]
 
 
-def _member_limit(team: Team, member) -> int | None:
+def member_limit(team: Team, member) -> int | None:
     found = Membership.objects.filter(team=team, user=member).values_list(
         "monthly_limit", flat=True
     )
     return found.first() if member else None
 
 
-def warnings_due(team: Team, member, account: CreditAccount) -> list[tuple[str, str]]:
+def warnings_due(
+    team: Team, member, account: CreditAccount, *, limit=UNREAD
+) -> list[tuple[str, str]]:
     """(key, message) for each threshold the team or member has reached this month."""
     due = []
     if account.monthly_cap:
         due += _thresholds("team-cap", "The team has", committed(team), account.monthly_cap)
-    limit = _member_limit(team, member)
+    limit = member_limit(team, member) if limit is UNREAD else limit
     if limit:
         due += _thresholds(f"member-{member.pk}", f"{member} has", committed(team, member), limit)
     if account.available <= account.low_balance_level:
         due.append(
             (
-                "low-balance",
+                LOW_BALANCE,
                 f"Only {account.available} credits are available "
                 f"(the warning level is {account.low_balance_level}).",
             )
@@ -124,14 +133,14 @@ def warnings_due(team: Team, member, account: CreditAccount) -> list[tuple[str, 
     return due
 
 
-def send_warnings(team: Team, member) -> list[BudgetWarning]:
+def send_warnings(team: Team, member, *, limit=UNREAD) -> list[BudgetWarning]:
     """Record and mail each warning due, once per team, threshold and calendar month.
 
     The unique constraint, not this code, makes "once" hold when submissions race.
     """
     account = CreditAccount.objects.get(team=team)
     sent = []
-    for key, message in warnings_due(team, member, account):
+    for key, message in warnings_due(team, member, account, limit=limit):
         try:
             with transaction.atomic():
                 sent.append(
@@ -139,6 +148,8 @@ def send_warnings(team: Team, member) -> list[BudgetWarning]:
                         team=team, key=key, period=period_key(), message=message
                     )
                 )
+                if key == LOW_BALANCE:  # once a month, as the mail: the `credits.low` webhook
+                    record_credits_low(account)
         except IntegrityError:
             continue
     if sent:

@@ -57,8 +57,9 @@ def adjust(team: Team, amount: int, *, actor, reason: str) -> LedgerEntry:
         return _write(team, K.ADJUSTMENT, amount, actor=actor, reason=reason.strip())
 
 
-def reserve(job: Job) -> LedgerEntry:
-    """Hold the job's quoted price. Call inside the transaction that creates the job."""
+def reserve(job: Job, *, limit=budgets.UNREAD) -> LedgerEntry:
+    """Hold the job's quoted price. Call inside the transaction that creates the job.
+    `limit`: the creator's monthly limit, when the caller has read it."""
     current = account(job.team, lock=True)  # serialises a team's reservations and budget checks
     if current.available < job.price_quoted:
         short = job.price_quoted - current.available
@@ -66,7 +67,7 @@ def reserve(job: Job) -> LedgerEntry:
             f"This job costs {job.price_quoted} credits but the team has {current.available} "
             f"available: {short} short."
         )
-    budgets.check_limits(job.team, job.creator, job.price_quoted, account=current)
+    budgets.check_limits(job.team, job.creator, job.price_quoted, account=current, limit=limit)
     return _write(
         job.team,
         K.RESERVE,

@@ -26,6 +26,24 @@ def current_version() -> PriceBookVersion:
     return PriceBookVersion.objects.latest()
 
 
+# A published version's rules never change (an edit publishes a new version), so each process
+# reads them once: quoting a job then costs one query (which version is current), not two.
+_RULES: dict[tuple, dict[str, list[PriceRule]]] = {}
+
+
+def _rules_of(version: PriceBookVersion) -> dict[str, list[PriceRule]]:
+    key = (version.pk, version.created_at)  # the time too: a test database may reuse an id
+    rules = _RULES.get(key)
+    if rules is None:
+        rules = {}
+        for rule in version.rules.all():
+            rules.setdefault(rule.provider, []).append(rule)
+        if len(_RULES) > 16:
+            _RULES.clear()
+        _RULES[key] = rules
+    return rules
+
+
 def provider_plan(provider: str) -> str:
     return settings.PROVIDER_PLANS.get(provider, "")
 
@@ -53,7 +71,7 @@ def quote(
         "audio": keys.get("audio"),
     }
     best, best_score = None, -1
-    for rule in version.rules.filter(provider=provider):
+    for rule in _rules_of(version).get(provider, ()):
         score = 0
         for field in MATCH_FIELDS:
             value = getattr(rule, field)

@@ -136,8 +136,9 @@ def create_reserved(job: Job, provider, price, drafts=(), *, owns_image: bool) -
             for asset in assets:
                 asset.job = job
             JobAsset.objects.bulk_create(assets)
-            ledger.reserve(job)
-            budgets.send_warnings(job.team, job.creator)
+            limit = budgets.member_limit(job.team, job.creator)  # read once for both
+            ledger.reserve(job, limit=limit)
+            budgets.send_warnings(job.team, job.creator, limit=limit)
             enqueue_job(job)
     except CreditError as refusal:
         discard_files()
