@@ -502,7 +502,7 @@ def tls_server(servers, network, local_allowed, tmp_path):
 
 def trust(monkeypatch, cert_file):
     monkeypatch.setattr(
-        httpx, "create_ssl_context", lambda **_: ssl.create_default_context(cafile=cert_file)
+        public_urls, "_ssl_context", lambda: ssl.create_default_context(cafile=cert_file)
     )
 
 
