@@ -325,3 +325,21 @@ def test_an_image_url_is_fetched_only_from_an_allowed_address(api, picture_serve
     answer = send("post", JOBS, data=body | {"image_url": url}, content_type="application/json")
     assert answer.status_code == 201, answer.content
     assert asked == ["/photo.png"] and answer.json()["input_width"] == 640
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        (f"{JOBS}?created_after=2020-01-01T00:00:00%2B20:00", None),
+        (f"{JOBS}?created_after=0001-01-01T00:00:00%2B05:00", "created_after"),
+        (f"{JOBS}?created_before=9999-12-31T23:59:59-05:00", "created_before"),
+        ("/api/v1/credits/ledger?date_to=9999-12-31", "date_to"),
+        ("/api/v1/credits/ledger?date_from=0001-01-01", "date_from"),
+    ],
+)
+def test_dates_at_the_edges_are_a_clear_answer_not_a_500(api, path, field):
+    answer = api()("get", path)
+    if field is None:
+        assert answer.status_code == 200
+    else:
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == field

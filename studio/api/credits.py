@@ -9,6 +9,7 @@ from datetime import date, datetime
 from ninja import Query, Router, Schema, Status
 
 from studio.api.errors import answers
+from studio.api.filters import day
 from studio.api.job_requests import BadRequest, read_json
 from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta, page
 from studio.api.providers import every_model_parameters
@@ -96,8 +97,8 @@ def ledger_page(request, filters: Query[LedgerFilters]):
         usage.ledger_entries(request.caller.team),
         provider=filters.provider or "",
         kind=filters.kind or "",
-        date_from=filters.date_from,
-        date_to=filters.date_to,
+        date_from=day(filters.date_from, "date_from"),
+        date_to=day(filters.date_to, "date_to"),
     )
     if filters.member:
         entries = entries.filter(member__email__iexact=filters.member)

@@ -13,7 +13,7 @@ from studio.media import file_response
 from studio.models import Job
 
 SIGNER = signing.TimestampSigner(salt="studio.api-file")
-LINK_MAX_AGE = 24 * 3600  # long enough for a webhook retried over a day to still link its video
+LINK_MAX_AGE = 3 * 24 * 3600  # outlives a webhook retried over ~28 h; GET the job for fresh links
 FIELDS = {"video": "video", "poster": "poster", "input": "input_image"}
 
 

@@ -13,6 +13,7 @@ from ninja.errors import HttpError
 from studio.api import idempotency, job_requests, job_rows, pages
 from studio.api.auth import writer
 from studio.api.errors import answers
+from studio.api.filters import moment
 from studio.api.images import fetch_image
 from studio.api.job_requests import BadRequest, read_json
 from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta
@@ -155,8 +156,8 @@ def list_jobs(request, filters: Query[JobFilters]):
         states=tuple(filters.state or ()),
         provider=filters.provider or "",
         member_email=filters.member or "",
-        created_after=filters.created_after,
-        created_before=filters.created_before,
+        created_after=moment(filters.created_after, "created_after"),
+        created_before=moment(filters.created_before, "created_before"),
         live_only=not filters.include_deleted,
         after=pages.decode(filters.cursor) if filters.cursor else None,
         limit=limit + 1,
