@@ -4,7 +4,7 @@ and schema are for signed-in people (the assets are vendored by django-ninja, no
 from django.contrib.auth.decorators import login_required
 from ninja import NinjaAPI
 
-from studio.api import credits, errors, images, jobs, providers, team
+from studio.api import credits, errors, images, jobs, providers, team, webhooks
 from studio.api.auth import TeamToken
 
 api = NinjaAPI(
@@ -23,6 +23,7 @@ api.add_router("/quote", credits.quotes)
 api.add_router("/credits", credits.router)
 api.add_router("/images", images.router)
 api.add_router("/jobs", jobs.router)
+api.add_router("/webhooks", webhooks.router)
 
 
 @api.get("/health", auth=None, summary="Liveness check")

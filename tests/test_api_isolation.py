@@ -8,7 +8,7 @@ import pytest
 
 from project.api import api
 from studio.api.tokens import create_token
-from studio.models import ImageUpload, Job, LedgerEntry
+from studio.models import ImageUpload, Job, LedgerEntry, WebhookDelivery, WebhookEndpoint
 from tests.conftest import make_image_bytes
 from tests.factories import make_job
 
@@ -20,7 +20,7 @@ OBJECT_ROUTES = [
     for method in operations
     if "{" in path
 ]
-LIST_ROUTES = ["/api/v1/jobs", "/api/v1/credits/ledger"]
+LIST_ROUTES = ["/api/v1/jobs", "/api/v1/credits/ledger", "/api/v1/webhooks"]
 
 
 @pytest.fixture
@@ -30,13 +30,24 @@ def team_a_objects(personas):
     job = make_job(personas.team, personas.member, state="succeeded")
     image = ImageUpload(team=personas.team, user=personas.member, width=640, height=400, size=1)
     image.file.save("a.png", SimpleUploadedFile("a.png", make_image_bytes()), save=True)
-    return {"job_id": str(job.pk), "image_id": str(image.pk)}
+    endpoint = WebhookEndpoint.objects.create(
+        team=personas.team, url="https://example.com/hook", events=["job.succeeded"], secret="s"
+    )
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, message_id="msg_a", event="job.succeeded", payload={}, state="failed"
+    )
+    return {
+        "job_id": str(job.pk),
+        "image_id": str(image.pk),
+        "endpoint_id": endpoint.pk,
+        "delivery_id": delivery.pk,
+    }
 
 
 def test_every_object_route_is_known_here():
     # A new route with an object id must be added to team_a_objects' ids to be walked below.
     names = {name for _, path in OBJECT_ROUTES for name in re.findall(r"{(\w+)}", path)}
-    assert names <= {"job_id", "image_id"}, names
+    assert names <= {"job_id", "image_id", "endpoint_id", "delivery_id"}, names
 
 
 @pytest.mark.parametrize(("method", "path"), OBJECT_ROUTES)
@@ -52,6 +63,8 @@ def test_a_token_of_team_b_gets_404_for_team_a_objects(
     job = Job.objects.get(pk=team_a_objects["job_id"])
     assert job.state == "succeeded" and job.deleted_at is None
     assert Job.objects.count() == 1  # nothing retried into either team
+    assert WebhookEndpoint.objects.filter(pk=team_a_objects["endpoint_id"]).exists()
+    assert WebhookDelivery.objects.get().state == "failed"  # not sent again
 
 
 @pytest.mark.parametrize("path", LIST_ROUTES)
@@ -59,7 +72,7 @@ def test_lists_show_team_b_nothing_of_team_a(client, personas, team_a_objects, p
     outsider = personas.outsider_team.memberships.get()
     raw = create_token(outsider, "b", "read")[1]
     body = client.get(path, HTTP_AUTHORIZATION=f"Bearer {raw}").json()
-    assert body["items"] == []
+    assert (body["items"] if isinstance(body, dict) else body) == []
 
 
 def test_team_b_cannot_start_a_job_from_team_a_image(client, personas, team_a_objects):

@@ -14,6 +14,7 @@ from studio.api.pages import BadCursor
 from studio.api.throttle import RateLimited
 from studio.jobs.deletion import DeleteRefused
 from studio.jobs.submit import JobRefused
+from studio.outbound.endpoints import EndpointRefused
 from studio.public_urls import UrlRefused
 
 # Refusals for money are 402 (the request was fine; the team cannot pay for it now).
@@ -81,6 +82,12 @@ def install(api: NinjaAPI) -> None:
         message = " ".join(m for messages in exc.errors.values() for m in messages)
         if field in CREDIT_FIELDS:
             return answer(request, 402, "insufficient_credits", message, field)
+        return answer(request, 422, "invalid", message, field)
+
+    @api.exception_handler(EndpointRefused)
+    def endpoint_refused(request, exc):
+        field = next(iter(exc.errors), None)
+        message = " ".join(m for messages in exc.errors.values() for m in messages)
         return answer(request, 422, "invalid", message, field)
 
     @api.exception_handler(UrlRefused)
