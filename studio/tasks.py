@@ -55,7 +55,9 @@ def deliver_webhooks() -> None:
 def sweep() -> None:
     """Periodic safety net (django-q2's scheduler): one engine tick and expiry, so jobs move even
     if no `run_engine` loop is running; provider copies of deleted videos still due; and webhook
-    retries that fell due (a task of their own: a slow receiver must not hold up the sweep)."""
+    retries that fell due (a task of their own: a slow receiver must not hold up the sweep); API
+    idempotency keys past their keeping time."""
+    from studio.api import idempotency
     from studio.jobs.deletion import delete_provider_copies as delete
     from studio.outbound.delivery import any_due
 
@@ -65,5 +67,6 @@ def sweep() -> None:
     moved = engine.tick(now)
     expired = expire_overdue(now)
     deleted = delete(now)
+    idempotency.sweep(now)
     if moved or expired or deleted:
         log.info("sweep: %d steps, %d expired, %d provider copies deleted", moved, expired, deleted)

@@ -138,3 +138,16 @@ def test_twenty_at_once_make_one_job_and_one_reservation(personas):
     assert {a.json()["id"] for a in answers if a.status_code == 201} == {job_id}
     # And once settled, every retry gets that one job.
     assert post(body, "burst").json()["id"] == job_id
+
+
+@pytest.mark.django_db
+def test_the_periodic_sweep_forgets_keys_older_than_two_days(personas):
+    from studio import tasks
+
+    assert poster(personas)(with_image(personas), "old").status_code == 201
+    assert poster(personas)(with_image(personas), "new").status_code == 201
+    IdempotencyKey.objects.filter(key="old").update(
+        started_at=timezone.now() - timedelta(hours=49)
+    )
+    tasks.sweep()
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
