@@ -1,6 +1,7 @@
 """schemathesis against our own OpenAPI schema: every operation, authenticated as the team's
-owner with a read and write token, with data generated from the schema (and data that breaks it). No answer
-is a 5xx, and every answer matches what the schema documents: status, content type and body."""
+owner with a read and write token, with data generated from the schema (and data that breaks
+it). No answer is a 5xx, and every answer matches what the schema documents: status, content
+type and body."""
 
 import pytest
 import schemathesis

@@ -8,11 +8,11 @@ from datetime import date, datetime
 
 from ninja import Query, Router, Schema, Status
 
+from studio.api.bodies import body, fields, job_fields
 from studio.api.errors import answers
 from studio.api.filters import day
 from studio.api.job_requests import BadRequest, read_json
 from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta, page
-from studio.api.providers import every_model_parameters
 from studio.billing import budgets, ledger, usage
 from studio.billing.estimate import estimate
 from studio.models import EntryKind
@@ -143,22 +143,7 @@ class QuoteOut(Schema):
     affordable: bool
 
 
-QUOTE_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["provider", "model"],
-                "properties": {
-                    "provider": {"type": "string"},
-                    "model": {"type": "string"},
-                    "params": every_model_parameters(),
-                },
-            }
-        }
-    },
-}
+QUOTE_BODY = body(json=fields(job_fields(), required=["provider", "model"]))
 
 
 quotes = Router(tags=["credits"])

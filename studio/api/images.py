@@ -11,6 +11,7 @@ from django.http import Http404
 from ninja import Router, Schema, Status
 
 from studio.api.auth import writer
+from studio.api.bodies import FILE, URL, body, fields
 from studio.api.errors import answers
 from studio.api.job_requests import BadRequest, read_json
 from studio.models import ImageUpload
@@ -28,25 +29,10 @@ class ImageOut(Schema):
     created_at: datetime
 
 
-UPLOAD_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["image"],
-                "properties": {"image": {"type": "string", "format": "binary"}},
-            }
-        },
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["url"],
-                "properties": {"url": {"type": "string", "format": "uri"}},
-            }
-        },
-    },
-}
+UPLOAD_BODY = body(
+    multipart=fields({"image": FILE}, required=["image"]),
+    json=fields({"url": URL}, required=["url"]),
+)
 
 
 @router.post(

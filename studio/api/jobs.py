@@ -12,13 +12,13 @@ from ninja.errors import HttpError
 
 from studio.api import idempotency, job_requests, job_rows, pages
 from studio.api.auth import writer
+from studio.api.bodies import FILE, STRING, URL, body, fields, job_fields
 from studio.api.errors import answers
 from studio.api.filters import moment
 from studio.api.images import fetch_image
 from studio.api.job_requests import BadRequest, read_json
 from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta
 from studio.api.payloads import JobOut, job_data, unsettled, with_settlement
-from studio.api.providers import every_model_parameters
 from studio.jobs import derived
 from studio.jobs.deletion import delete_video
 from studio.jobs.retry import retry_job
@@ -90,36 +90,17 @@ under the same names as on the new-job form). Parameters left out take their def
 `GET /providers` for each model's parameter schema. With an `Idempotency-Key` header the same
 request sent again returns the first answer and creates nothing more."""
 
-CREATE_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["provider", "model"],
-                "properties": {
-                    "provider": {"type": "string"},
-                    "model": {"type": "string"},
-                    "params": every_model_parameters(),
-                    "image_url": {"type": "string", "format": "uri"},
-                    "image_id": {"type": "string", "format": "uuid"},
-                },
-            }
-        },
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["provider", "model", "image"],
-                "properties": {
-                    "provider": {"type": "string"},
-                    "model": {"type": "string"},
-                    "image": {"type": "string", "format": "binary"},
-                },
-                "additionalProperties": True,
-            }
-        },
-    },
-}
+CREATE_BODY = body(
+    json=fields(
+        job_fields(image_url=URL, image_id={"type": "string", "format": "uuid"}),
+        required=["provider", "model"],
+    ),
+    multipart=fields(
+        {"provider": STRING, "model": STRING, "image": FILE},
+        required=["provider", "model", "image"],
+        additionalProperties=True,  # each parameter, and files beside the image, by name
+    ),
+)
 IDEMPOTENCY_HEADER = {
     "in": "header",
     "name": idempotency.HEADER,
@@ -211,26 +192,10 @@ def delete_job(request, job_id: UUID):
     return _answer(job)
 
 
-ADD_AUDIO_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {"audio_type": {"type": "string", "enum": ["ai"]}},
-            }
-        },
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "audio_type": {"type": "string", "enum": ["ai", "upload"]},
-                    "audio": {"type": "string", "format": "binary"},
-                },
-            }
-        },
-    },
-}
+ADD_AUDIO_BODY = body(
+    json=fields({"audio_type": {"type": "string", "enum": ["ai"]}}),
+    multipart=fields({"audio_type": {"type": "string", "enum": ["ai", "upload"]}, "audio": FILE}),
+)
 
 
 @router.post(

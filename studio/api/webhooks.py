@@ -10,6 +10,7 @@ from django.http import Http404
 from ninja import Query, Router, Schema, Status
 
 from studio.api.auth import writer
+from studio.api.bodies import URL, body, fields
 from studio.api.errors import answers
 from studio.api.job_requests import BadRequest, read_json
 from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta, page
@@ -52,25 +53,16 @@ class DeliveryPage(Schema):
     page: PageMeta
 
 
-ENDPOINT_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["url", "events"],
-                "properties": {
-                    "url": {"type": "string", "format": "uri"},
-                    "events": {
-                        "type": "array",
-                        "items": {"type": "string", "enum": list(WebhookEvent.values)},
-                    },
-                    "description": {"type": "string", "maxLength": 200},
-                },
-            }
-        }
-    },
-}
+ENDPOINT_BODY = body(
+    json=fields(
+        {
+            "url": URL,
+            "events": {"type": "array", "items": {"type": "string", "enum": WebhookEvent.values}},
+            "description": {"type": "string", "maxLength": 200},
+        },
+        required=["url", "events"],
+    )
+)
 
 
 def _manager(request):
