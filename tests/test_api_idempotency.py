@@ -146,8 +146,6 @@ def test_the_periodic_sweep_forgets_keys_older_than_two_days(personas):
 
     assert poster(personas)(with_image(personas), "old").status_code == 201
     assert poster(personas)(with_image(personas), "new").status_code == 201
-    IdempotencyKey.objects.filter(key="old").update(
-        started_at=timezone.now() - timedelta(hours=49)
-    )
+    IdempotencyKey.objects.filter(key="old").update(started_at=timezone.now() - timedelta(hours=49))
     tasks.sweep()
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
