@@ -476,6 +476,7 @@ class Simulator:
         # Make the sample media now, so the first result answer is not slowed by encoding.
         sample_mp4()
         sample_gif()
+        self.outbound()  # and the client (its CA bundle takes ~0.05 s to load), not at first use
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
