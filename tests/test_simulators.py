@@ -447,6 +447,8 @@ def test_modelslab_webhooks_once_twice_and_late(modelslab, site):
     assert duplicate[0]["status"] == "failed" and duplicate[0]["id"] == twice
     late_at = next(at for path, _, at in site.posts if path == "/hook/late")
     assert late_at - modelslab.jobs[late].done_at >= 0.3  # 30 s after done, scaled
+    # The site saw each post before answering it; the simulator records it once answered.
+    assert modelslab.wait_for_webhooks(4)
     assert [d.status for d in modelslab.webhooks_sent] == [200] * 4
     assert modelslab.violations == []
 

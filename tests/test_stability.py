@@ -11,8 +11,8 @@ import av
 import pytest
 
 from studio.models import EntryKind, IncidentKind, Job, JobState, ProviderIncident
+from tests import worker
 from tests.providers import STABILITY_KEY, ledger_kinds, make_due, run_engine_until, settled, submit
-from tests.worker import ROOT, test_database_url
 
 S = JobState
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -184,7 +184,7 @@ def test_a_worker_killed_between_sending_and_recording_submits_once_and_settles_
     monkeypatch.setattr("studio.jobs.submit.enqueue_job", lambda job: None)  # the engine's job
     job = submit(personas.membership(personas.member), image_upload(), "stability", **SVD)
     env = os.environ | {
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": worker.test_database_url(),
         "MEDIA_ROOT": str(media_root),
         "STABILITY_API_KEY": STABILITY_KEY,
         "STABILITY_BASE_URL": stability.base_url,
@@ -193,7 +193,7 @@ def test_a_worker_killed_between_sending_and_recording_submits_once_and_settles_
     }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_engine", "--threads", "1"],
-        cwd=ROOT,
+        cwd=worker.ROOT,
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
