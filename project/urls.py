@@ -1,8 +1,13 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
 from project.api import api
 from studio.api.files import api_file
+
+# The admin signs in through the site's login, which is throttled (allauth's rate limits); its own
+# form would let anyone try passwords without limit.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("admin/", admin.site.urls),

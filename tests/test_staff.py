@@ -494,3 +494,13 @@ def test_the_admin_changes_a_cap_without_touching_the_figures_and_audits_it(
     audit = AuditEntry.objects.get(action="credits.limits")
     assert audit.before == {"monthly_cap": None, "low_balance_level": 50}
     assert audit.after == {"monthly_cap": 800, "low_balance_level": 100}
+
+
+def test_the_admin_signs_in_only_through_the_throttled_site_login(client, staff):
+    # Django's own admin form was not throttled: 100 wrong passwords, then the right one worked.
+    answer = client.post(
+        "/admin/login/", {"username": staff.email, "password": "pw-staff-123"}
+    )
+    assert answer.status_code == 302 and answer["Location"].startswith("/accounts/login/")
+    assert "_auth_user_id" not in client.session  # the admin form authenticates nobody
+    assert client.get("/admin/").status_code == 302

@@ -130,3 +130,47 @@ def test_a_phone_jpeg_with_extra_pictures_is_accepted_as_jpeg(image_upload):
     frames[0].save(buffer, "MPO", save_all=True, append_images=frames[1:])
     checked = check_image(image_upload(content=buffer.getvalue(), name="IMG_0001.JPG"))
     assert checked.format == "MPO" and checked.extension == "jpg"
+
+
+@pytest.mark.parametrize(
+    ("referer", "back"),
+    [
+        ("http://testserver/t/x/jobs/new/", "http://testserver/t/x/jobs/new/"),
+        ("/t/x/gallery/", "/t/x/gallery/"),
+        ("https://evil.example/phish", "/"),
+        ("javascript:alert(1)", "/"),
+        ("//evil.example/", "/"),
+    ],
+)
+def test_the_too_large_page_goes_back_only_to_our_own_pages(personas, settings, referer, back):
+    from django.test import Client
+
+    settings.MAX_UPLOAD_BYTES = 100_000
+    client = Client()
+    client.force_login(personas.member)
+    big = image_upload_of(b"\0" * 400_000)
+    page = client.post(
+        f"/t/{personas.team.slug}/jobs/new/", {"image": big}, HTTP_REFERER=referer
+    ).content.decode()
+    assert f'<a href="{back}">Go back</a>' in page
+
+
+def test_an_oversized_api_upload_answers_in_the_api_error_shape(personas, settings):
+    from django.test import Client
+
+    from studio.api.tokens import create_token
+
+    settings.MAX_UPLOAD_BYTES = 100_000
+    raw = create_token(personas.membership(personas.member), "t", "rw")[1]
+    answer = Client().post(
+        "/api/v1/jobs",
+        {"image": image_upload_of(b"\0" * 400_000)},
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert answer.status_code == 413
+    assert answer.json()["error"] == {
+        "code": "too_large",
+        "message": "The upload is 391 KB; the limit is 98 KB.",
+        "field": "image",
+    }
+    assert Job.objects.count() == 0
