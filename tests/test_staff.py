@@ -498,9 +498,7 @@ def test_the_admin_changes_a_cap_without_touching_the_figures_and_audits_it(
 
 def test_the_admin_signs_in_only_through_the_throttled_site_login(client, staff):
     # Django's own admin form was not throttled: 100 wrong passwords, then the right one worked.
-    answer = client.post(
-        "/admin/login/", {"username": staff.email, "password": "pw-staff-123"}
-    )
+    answer = client.post("/admin/login/", {"username": staff.email, "password": "pw-staff-123"})
     assert answer.status_code == 302 and answer["Location"].startswith("/accounts/login/")
     assert "_auth_user_id" not in client.session  # the admin form authenticates nobody
     assert client.get("/admin/").status_code == 302
