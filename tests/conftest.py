@@ -42,6 +42,17 @@ def pytest_configure(config):
     Conf.SYNC = True
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, django_db_keepdb):
+    """Each run gets a test database of its own (test_<NAME>_<pid>), so two runs against one
+    server never share one; pytest-django drops it at the end. With --reuse-db the name stays
+    fixed, or there would be nothing to reuse."""
+    if not django_db_keepdb:
+        from pytest_django.fixtures import _set_suffix_to_test_databases
+
+        _set_suffix_to_test_databases(suffix=f"pid{os.getpid()}")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """The cache (ETA medians, login throttles) starts empty in every test."""

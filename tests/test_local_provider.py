@@ -8,7 +8,6 @@ from studio import tasks
 from studio.jobs import engine
 from studio.jobs.states import transition
 from studio.models import Job, JobState
-from studio.providers.local import LocalEngine
 from tests.factories import make_job
 
 S = JobState
@@ -148,7 +147,3 @@ def test_the_sweep_is_scheduled_by_a_migration(db):
 
     schedule = Schedule.objects.get(name="studio.sweep")
     assert schedule.func == "studio.tasks.sweep" and schedule.schedule_type == Schedule.MINUTES
-
-
-def test_the_local_engine_declares_a_deadline_longer_than_a_render(settings):
-    assert LocalEngine.deadline.total_seconds() > settings.TASK_TIME_LIMIT

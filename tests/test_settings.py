@@ -73,9 +73,3 @@ def test_akool_credentials_aes_can_take_start(tmp_path):
         AKOOL_CLIENT_SECRET="s" * 24,
     )
     assert result.returncode == 0, result.stderr
-
-
-def test_the_worker_settings_keep_retry_above_timeout_above_the_slowest_task(settings):
-    q = settings.Q_CLUSTER
-    assert q["retry"] > q["timeout"] > settings.TASK_TIME_LIMIT
-    assert ("redis" in q) == bool(settings.REDIS_URL) and ("orm" in q) != bool(settings.REDIS_URL)
