@@ -5,8 +5,18 @@ import re
 
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 CHUNK = 256 * 1024
+# More digits than any stored file's size can have. A longer figure is read as "beyond the end"
+# rather than converted: int() refuses strings over 4,300 digits, and a first byte past the end is
+# what RFC 9110 answers 416 for; a huge last byte or suffix just means "to the end", as for any
+# end past the file.
+MOST_DIGITS = 18
+BEYOND = 10**MOST_DIGITS
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= MOST_DIGITS else BEYOND
 
 
 def _chunks(handle, start: int, length: int):
@@ -30,10 +40,10 @@ def file_response(request, field_file, *, download_name: str | None = None):
     match = RANGE.match(request.headers.get("Range", "").strip())
     if match and (match[1] or match[2]):
         if match[1]:
-            start = int(match[1])
-            end = min(int(match[2]), size - 1) if match[2] else size - 1
+            start = _position(match[1])
+            end = min(_position(match[2]), size - 1) if match[2] else size - 1
         else:  # "bytes=-N": the last N bytes
-            start, end = max(size - int(match[2]), 0), size - 1
+            start, end = max(size - _position(match[2]), 0), size - 1
         if start > end or start >= size:
             response = HttpResponse(status=416)
             response["Content-Range"] = f"bytes */{size}"

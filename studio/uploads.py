@@ -37,10 +37,20 @@ class CheckedImage:
         return f"{uuid.uuid4().hex}.{self.extension}"
 
 
-def _megabytes(size: int) -> str:
+def _megabytes(size: int, places: int = 1) -> str:
     if size < 1024 * 1024:
-        return f"{size / 1024:.0f} KB"
-    return f"{size / 1024 / 1024:.1f} MB"
+        return f"{size / 1024:.{max(0, places - 1)}f} KB"
+    return f"{size / 1024 / 1024:.{places}f} MB"
+
+
+def size_over_limit(size: int, limit: int) -> str:
+    """ "X; the limit is Y" with enough digits that X and Y differ (never "20.0 MB; the limit
+    is 20.0 MB"), in bytes if it comes to that."""
+    for places in (1, 2, 3):
+        shown, allowed = _megabytes(size, places), _megabytes(limit, places)
+        if shown != allowed:
+            return f"{shown}; the limit is {allowed}"
+    return f"{size:,} bytes; the limit is {limit:,} bytes"
 
 
 # Room for the form's other fields and the multipart framing around the file.
@@ -55,7 +65,7 @@ def check_request_size(content_length: str | None) -> None:
         return
     limit = settings.MAX_UPLOAD_BYTES
     if size > limit + FORM_OVERHEAD_BYTES:
-        raise UploadRefused(f"The upload is {_megabytes(size)}; the limit is {_megabytes(limit)}.")
+        raise UploadRefused(f"The upload is {size_over_limit(size, limit)}.")
 
 
 def check_image(upload: UploadedFile) -> CheckedImage:
@@ -63,9 +73,7 @@ def check_image(upload: UploadedFile) -> CheckedImage:
     if upload.size == 0:
         raise UploadRefused("The image file is empty.")
     if upload.size > limit:
-        raise UploadRefused(
-            f"The image is {_megabytes(upload.size)}; the limit is {_megabytes(limit)}."
-        )
+        raise UploadRefused(f"The image is {size_over_limit(upload.size, limit)}.")
     upload.seek(0)
     try:
         with Image.open(upload) as image:  # reads the header only

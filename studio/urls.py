@@ -79,7 +79,8 @@ team_patterns = [
 urlpatterns = [
     path("", home.home, name="home"),
     path("teams/new/", teams.team_create, name="team_create"),
-    path("invites/<str:token>/", teams.invite_accept, name="invite_accept"),
+    # Invite tokens are URL-safe base64, the slug alphabet: anything else is no invite (404).
+    path("invites/<slug:token>/", teams.invite_accept, name="invite_accept"),
     # Staff only; everyone else gets 404.
     path("staff/", staff.staff_overview, name="staff_overview"),
     path("staff/teams/<int:team_id>/credits/", staff.staff_grant, name="staff_grant"),

@@ -174,3 +174,27 @@ def test_an_oversized_api_upload_answers_in_the_api_error_shape(personas, settin
         "field": "image",
     }
     assert Job.objects.count() == 0
+
+
+def test_figures_never_contradict_themselves():
+    from studio.uploads import size_over_limit
+
+    # 21,000,000 bytes was "20.0 MB; the limit is 20.0 MB".
+    assert size_over_limit(21_000_000, 20 * 1024 * 1024) == "20.03 MB; the limit is 20.00 MB"
+    assert size_over_limit(20 * 1024 * 1024 + 1, 20 * 1024 * 1024) == (
+        "20,971,521 bytes; the limit is 20,971,520 bytes"
+    )
+    assert size_over_limit(400_000, 100_000) == "391 KB; the limit is 98 KB"
+
+
+def test_a_refusal_is_said_once(personas, client_for, image_upload):
+    page = (
+        client_for(personas.member)
+        .post(
+            f"/t/{personas.team.slug}/jobs/new/",
+            {"provider": "local", "model": "camera-motion-v1", "image": image_upload(content=b"")},
+        )
+        .content.decode()
+    )
+    assert page.count("The image file is empty.") == 1
+    assert "The submitted file is empty" not in page

@@ -13,7 +13,7 @@ from studio.api.job_requests import BadRequest
 from studio.api.pages import BadCursor
 from studio.api.throttle import RateLimited
 from studio.jobs.deletion import DeleteRefused
-from studio.jobs.submit import JobRefused
+from studio.jobs.submit import JobRefused, StorageUnavailable
 from studio.outbound.endpoints import EndpointRefused
 from studio.public_urls import UrlRefused
 
@@ -80,6 +80,8 @@ def install(api: NinjaAPI) -> None:
     def refused(request, exc):
         field = next(iter(exc.errors), None)
         message = " ".join(m for messages in exc.errors.values() for m in messages)
+        if isinstance(exc, StorageUnavailable):  # ours and passing: the client may retry
+            return answer(request, 503, "storage_unavailable", message, field)
         if field in CREDIT_FIELDS:
             return answer(request, 402, "insufficient_credits", message, field)
         return answer(request, 422, "invalid", message, field)
@@ -117,7 +119,7 @@ def install(api: NinjaAPI) -> None:
 
 
 # What any operation may answer besides its success, all in the error shape.
-ERROR_STATUSES = frozenset({400, 401, 402, 403, 404, 409, 413, 415, 422, 429})
+ERROR_STATUSES = frozenset({400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 503})
 
 
 def answers(status: int, schema) -> dict:

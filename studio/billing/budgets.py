@@ -76,14 +76,23 @@ def parse_member_limits(memberships, data) -> tuple[dict[int, int | None], list[
         raw = (data.get(f"limit-{membership.pk}") or "").strip()
         if not raw:
             limits[membership.pk] = None
-        elif raw.isascii() and raw.isdecimal() and int(raw) <= MAX_LIMIT:
+        elif (
+            raw.isascii()
+            and raw.isdecimal()
+            and len(raw) <= len(str(MAX_LIMIT))  # int() refuses over 4,300 digits
+            and int(raw) <= MAX_LIMIT
+        ):
             limits[membership.pk] = int(raw)
         else:
             errors.append(
-                f"The limit for {membership.user} must be a whole number of credits, "
-                f"0 or more, or empty for none; got {raw!r}."
+                f"The limit for {membership.user} must be a whole number of credits "
+                f"from 0 to {MAX_LIMIT}, or empty for none; got {_shown(raw)}."
             )
     return limits, errors
+
+
+def _shown(raw: str) -> str:
+    return repr(raw) if len(raw) <= 40 else f"{raw[:20]!r}… ({len(raw)} characters)"
 
 
 def set_limits(account: CreditAccount, team_fields: dict, member_limits: dict[int, int | None]):

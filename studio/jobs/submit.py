@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from studio.providers.base import AssetDraft, AssetsRefused
 from studio.tasks import enqueue_job
 from studio.uploads import ALLOWED_FORMATS, CheckedImage, UploadRefused, check_image
 
+logger = logging.getLogger(__name__)
+
 
 class JobRefused(ValueError):
     """The submission is refused; `errors` maps each field to what is wrong with it."""
@@ -27,6 +30,21 @@ class JobRefused(ValueError):
     def __init__(self, errors: dict[str, list[str]]):
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
         self.errors = errors
+
+
+class StorageUnavailable(JobRefused):
+    """The media storage refused a write (read-only, full, gone): nothing was stored or charged,
+    and the member may try again later."""
+
+    def __init__(self):
+        super().__init__(
+            {
+                "image": [
+                    "We could not store your image right now; nothing was charged. "
+                    "Please try again in a few minutes."
+                ]
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -107,7 +125,11 @@ def submit_job(
     if isinstance(image, StoredImage):
         job.input_image.name = image.name
     else:
-        job.input_image.save(checked.storage_name(), image, save=False)
+        try:
+            job.input_image.save(checked.storage_name(), image, save=False)
+        except OSError as error:
+            logger.error("Media storage refused an input image: %s", error)
+            raise StorageUnavailable() from error
     owns_image = not isinstance(image, StoredImage)
     return create_reserved(job, provider, price, drafts or [], owns_image=owns_image)
 
@@ -122,13 +144,21 @@ def create_reserved(job: Job, provider, price, drafts=(), *, owns_image: bool) -
     # Waiting for a provider slot counts too: a job nobody could send expires and is refunded.
     job.deadline_at = now + provider.figure(provider.queue_deadline + provider.deadline_for(job))
     job.next_poll_at = now
-    assets = [_stored(draft) for draft in drafts]
+    assets: list[JobAsset] = []
 
     def discard_files():
         if owns_image:
             job.input_image.delete(save=False)
         for asset in assets:
             asset.file.delete(save=False)
+
+    try:
+        for draft in drafts:
+            assets.append(_stored(draft))
+    except OSError as error:
+        logger.error("Media storage refused a job's file: %s", error)
+        discard_files()
+        raise StorageUnavailable() from error
 
     try:
         with transaction.atomic():  # reserve, create and enqueue: all of it or none of it

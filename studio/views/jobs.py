@@ -10,13 +10,14 @@ from studio.forms import NewJobForm
 from studio.jobs import derived, eta
 from studio.jobs.deletion import DeleteRefused, delete_video, may_delete
 from studio.jobs.states import cancel
-from studio.jobs.submit import JobRefused, submit_job
+from studio.jobs.submit import JobRefused, StorageUnavailable, submit_job
 from studio.models import Role
 from studio.providers import PROVIDERS
 
 
 @team_view(Role.MEMBER)
 def new_job(request):
+    status = 200
     if request.method == "POST":
         form = NewJobForm(request.POST, request.FILES)
         try:
@@ -29,12 +30,16 @@ def new_job(request):
             )
         except JobRefused as refusal:
             form.add_refusal(refusal.errors)
+            if isinstance(refusal, StorageUnavailable):
+                status = 503  # our fault, and passing: not a form the member got wrong
         else:
             return redirect("job_detail", team_slug=request.team.slug, job_id=job.pk)
     else:
         form = NewJobForm.like(find_team_job(request.team, request.GET.get("from")))
     figures = estimate(request.membership, form.provider_key, form.params_values())
-    return render(request, "studio/job_new.html", {"form": form, "estimate": figures})
+    return render(
+        request, "studio/job_new.html", {"form": form, "estimate": figures}, status=status
+    )
 
 
 @team_view(Role.MEMBER)

@@ -91,6 +91,10 @@ class GrantForm(forms.Form):
 def staff_overview(request):
     """Every team's figures, low-balance teams first; searchable by name, a page at a time."""
     q = request.GET.get("q", "").strip()
+    if "\x00" in q:  # PostgreSQL cannot compare text with a NUL in it
+        return HttpResponseBadRequest(
+            "The search cannot contain a NUL character.", content_type="text/plain"
+        )
     sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "low"
     teams = teams_with_figures().order_by(*SORTS[sort], "pk")
     if q:
@@ -154,7 +158,19 @@ def staff_prices(request):
     versions = PriceBookVersion.objects.select_related("created_by")
     current = versions.latest()
     wanted = request.GET.get("version", "")
-    shown = get_object_or_404(versions, pk=wanted) if wanted.isdigit() else current
+    if not wanted:
+        shown = current
+    # isdigit() alone admits "²", which int() refuses. Over 18 digits is no version's id (and
+    # int() refuses over 4,300): such a number is a version that does not exist.
+    elif wanted.isascii() and wanted.isdigit():
+        if len(wanted) > 18:
+            raise Http404("No such price book version")
+        shown = get_object_or_404(versions, pk=wanted)
+    else:
+        return HttpResponseBadRequest(
+            f"version must be a price book version's number; got {wanted[:40]!r}.",
+            content_type="text/plain",
+        )
     context = {
         "version": shown,
         "current": current,
