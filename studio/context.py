@@ -14,7 +14,9 @@ def workspace(request):
         slug = request.session.get(CURRENT_TEAM_KEY)
         current = next((m.team for m in memberships if m.team.slug == slug), None)
     membership = getattr(request, "membership", None)
+    current_membership = membership or next((m for m in memberships if m.team == current), None)
     return {
+        "current_membership": current_membership,
         "my_memberships": memberships,
         "current_team": current,
         "membership": membership,

@@ -185,3 +185,20 @@ def test_expired_and_revoked_invites_are_refused(personas):
 
 def test_an_unknown_invite_token_is_not_found(personas, client_for):
     assert client_for(personas.outsider).get("/invites/not-a-token/").status_code == 404
+
+
+def test_a_viewer_is_not_offered_new_video_and_a_role_refusal_says_which_role(
+    personas, client_for
+):
+    from django.test import Client
+
+    client = Client(raise_request_exception=False)
+    client.force_login(personas.viewer)
+    dashboard = client.get(f"/t/{personas.team.slug}/").content.decode()
+    assert f"/t/{personas.team.slug}/jobs/new/" not in dashboard
+    refused = client.get(f"/t/{personas.team.slug}/jobs/new/")
+    assert refused.status_code == 403
+    page = refused.content.decode()
+    assert "This needs the member role or higher." in page and "<nav" in page  # our styled page
+    member = client_for(personas.member).get(f"/t/{personas.team.slug}/").content.decode()
+    assert f"/t/{personas.team.slug}/jobs/new/" in member
