@@ -187,9 +187,7 @@ def test_an_unknown_invite_token_is_not_found(personas, client_for):
     assert client_for(personas.outsider).get("/invites/not-a-token/").status_code == 404
 
 
-def test_a_viewer_is_not_offered_new_video_and_a_role_refusal_says_which_role(
-    personas, client_for
-):
+def test_a_viewer_is_not_offered_new_video_and_a_role_refusal_says_which_role(personas, client_for):
     from django.test import Client
 
     client = Client(raise_request_exception=False)
