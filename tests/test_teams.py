@@ -121,7 +121,7 @@ def test_the_last_owner_can_neither_leave_nor_be_demoted(personas, client_for):
     with pytest.raises(teams.TeamError, match="last owner cannot leave"):
         teams.leave_team(owner)
     response = client_for(personas.owner).post(
-        f"/t/{personas.team.slug}/settings/leave/", follow=True
+        f"/t/{personas.team.slug}/settings/leave/", {"confirm": "yes"}, follow=True
     )
     assert "last owner cannot leave" in response.content.decode()
     # With a second owner, the first may step down.
@@ -200,3 +200,15 @@ def test_a_viewer_is_not_offered_new_video_and_a_role_refusal_says_which_role(pe
     assert "This needs the member role or higher." in page and "<nav" in page  # our styled page
     member = client_for(personas.member).get(f"/t/{personas.team.slug}/").content.decode()
     assert f"/t/{personas.team.slug}/jobs/new/" in member
+
+
+def test_leaving_a_team_asks_first(personas, client_for):
+    client = client_for(personas.member)
+    leave = f"/t/{personas.team.slug}/settings/leave/"
+    page = client.get(f"/t/{personas.team.slug}/settings/").content.decode()
+    assert "Yes, leave Team A" in page and 'name="confirm" value="yes"' in page
+    unconfirmed = client.post(leave, follow=True).content.decode()
+    assert "Confirm that you want to leave the team." in unconfirmed
+    assert personas.team.memberships.filter(user=personas.member).exists()
+    client.post(leave, {"confirm": "yes"})
+    assert not personas.team.memberships.filter(user=personas.member).exists()

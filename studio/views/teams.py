@@ -117,6 +117,9 @@ def member_remove(request, membership_id):
 @team_view()
 @require_POST
 def team_leave(request):
+    if request.POST.get("confirm") != "yes":  # the page asks first; a bare POST changes nothing
+        messages.error(request, "Confirm that you want to leave the team.")
+        return redirect("team_settings", team_slug=request.team.slug)
     try:
         teams.leave_team(request.membership)
     except teams.TeamError as error:
