@@ -163,10 +163,7 @@ class AimlApi(Provider):
             return Submitted(generation)
         raise self._error(response, body)
 
-    def poll(self, jobs) -> dict:
-        return {job.pk: self._poll_one(job) for job in jobs}
-
-    def _poll_one(self, job) -> Status | ProviderError:
+    def poll_one(self, job) -> Status | ProviderError:
         try:
             response = http.send(
                 LABEL,

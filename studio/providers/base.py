@@ -260,7 +260,11 @@ class Provider:
         raise NotImplementedError
 
     def poll(self, jobs: list[Job]) -> dict[Any, Status | ProviderError]:
-        """A status (or an error) per job id; one request for up to `batch_size` jobs."""
+        """A status (or an error) per job id; one request for up to `batch_size` jobs. A
+        provider that answers one job per request implements `poll_one` instead."""
+        return {job.pk: self.poll_one(job) for job in jobs}
+
+    def poll_one(self, job: Job) -> Status | ProviderError:
         raise NotImplementedError
 
     def parse_webhook(self, job: Job, body: bytes, headers) -> WebhookHint:

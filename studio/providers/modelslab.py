@@ -191,30 +191,23 @@ class ModelsLab(Provider):
             raise OutcomeUnknown(f"{LABEL} accepted the job but its answer named no id.")
         return Submitted(str(provider_id)[:255], status=status)
 
-    def poll(self, jobs) -> dict:
-        results = {}
-        for job in jobs:
-            try:
-                response = http.send(
-                    LABEL,
-                    self.base_url,
-                    "POST",
-                    f"/video/fetch/{job.provider_job_id}",
-                    json={"key": self.api_key()},
-                )
-            except ProviderError as error:
-                results[job.pk] = error
-                continue
-            body = http.json_answer(response)
-            if job.state == JobState.SUBMITTING and _names_another_track(job, body):
-                # Confirming an id a callback claimed, and the answer is another job's: the claim
-                # was false (studio.jobs.steps clears it and the job keeps waiting).
-                results[job.pk] = ProviderError(
-                    f"{LABEL}: that id is another job's.", permanent=True
-                )
-                continue
-            results[job.pk] = self._status(response, body, job=job)
-        return results
+    def poll_one(self, job) -> Status | ProviderError:
+        try:
+            response = http.send(
+                LABEL,
+                self.base_url,
+                "POST",
+                f"/video/fetch/{job.provider_job_id}",
+                json={"key": self.api_key()},
+            )
+        except ProviderError as error:
+            return error
+        body = http.json_answer(response)
+        if job.state == JobState.SUBMITTING and _names_another_track(job, body):
+            # Confirming an id a callback claimed, and the answer is another job's: the claim
+            # was false (studio.jobs.steps clears it and the job keeps waiting).
+            return ProviderError(f"{LABEL}: that id is another job's.", permanent=True)
+        return self._status(response, body, job=job)
 
     def _status(self, response, body, *, job) -> Status | ProviderError:
         code = response.status_code

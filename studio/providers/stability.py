@@ -142,10 +142,7 @@ class Stability(Provider):
             return Submitted(generation)
         raise self._error(response, body)
 
-    def poll(self, jobs) -> dict:
-        return {job.pk: self._poll_one(job) for job in jobs}
-
-    def _poll_one(self, job) -> Status | ProviderError:
+    def poll_one(self, job) -> Status | ProviderError:
         path = f"/v2beta/image-to-video/result/{job.provider_job_id}"
         try:
             with http.send_streaming(
