@@ -343,3 +343,16 @@ def test_dates_at_the_edges_are_a_clear_answer_not_a_500(api, path, field):
         assert answer.status_code == 200
     else:
         assert answer.status_code == 422 and answer.json()["error"]["field"] == field
+
+
+def test_a_polled_job_get_costs_two_queries_and_writes_nothing(
+    api, personas, django_assert_num_queries
+):
+    job = make_job(personas.team, personas.member, state="succeeded")
+    send = api()
+    send("get", f"{JOBS}/{job.pk}")  # the token's last-use stamp: written at most once a minute
+    with django_assert_num_queries(2) as seen:  # the token's membership, then the job's row
+        answer = send("get", f"{JOBS}/{job.pk}")
+    assert answer.status_code == 200
+    writes = ("INSERT", "UPDATE", "DELETE")
+    assert not [q["sql"] for q in seen.captured_queries if q["sql"].lstrip().startswith(writes)]

@@ -16,7 +16,6 @@ from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta, page
 from studio.billing import budgets, ledger, usage
 from studio.billing.estimate import estimate
 from studio.models import EntryKind
-from studio.providers import choose
 
 router = Router(tags=["credits"])
 
@@ -163,13 +162,9 @@ def quote(request):
         raise BadRequest(422, "invalid", "params must be an object.", "params")
     data = {**params, "model": model if isinstance(model, str) else ""}
     provider_key = provider_key if isinstance(provider_key, str) else ""
-    _, _, _, errors = choose(provider_key, data)
-    if errors:
-        field = next(iter(errors))
-        raise BadRequest(422, "invalid", " ".join(errors[field]), field)
     figures = estimate(request.caller.membership, provider_key, data)
     if figures.price is None:
-        raise BadRequest(422, "invalid", figures.problem, "provider")
+        raise BadRequest(422, "invalid", figures.problem, figures.problem_field)
     return Status(
         200,
         {

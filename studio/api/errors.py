@@ -76,21 +76,23 @@ def install(api: NinjaAPI) -> None:
             ".".join(location) or None,
         )
 
-    @api.exception_handler(JobRefused)
-    def refused(request, exc):
+    def refusal(request, exc, status: int = 422, code: str = "invalid"):
+        """A refusal that maps fields to messages: the first field named, every message said."""
         field = next(iter(exc.errors), None)
         message = " ".join(m for messages in exc.errors.values() for m in messages)
+        return answer(request, status, code, message, field)
+
+    @api.exception_handler(JobRefused)
+    def refused(request, exc):
         if isinstance(exc, StorageUnavailable):  # ours and passing: the client may retry
-            return answer(request, 503, "storage_unavailable", message, field)
-        if field in CREDIT_FIELDS:
-            return answer(request, 402, "insufficient_credits", message, field)
-        return answer(request, 422, "invalid", message, field)
+            return refusal(request, exc, 503, "storage_unavailable")
+        if CREDIT_FIELDS & set(exc.errors):
+            return refusal(request, exc, 402, "insufficient_credits")
+        return refusal(request, exc)
 
     @api.exception_handler(EndpointRefused)
     def endpoint_refused(request, exc):
-        field = next(iter(exc.errors), None)
-        message = " ".join(m for messages in exc.errors.values() for m in messages)
-        return answer(request, 422, "invalid", message, field)
+        return refusal(request, exc)
 
     @api.exception_handler(UrlRefused)
     def url_refused(request, exc):

@@ -11,24 +11,26 @@ from django.views.decorators.http import require_safe
 
 from studio.media import file_response
 from studio.models import Job
+from studio.models.jobs import FILE_FIELDS
 
 SIGNER = signing.TimestampSigner(salt="studio.api-file")
 LINK_MAX_AGE = 3 * 24 * 3600  # outlives a webhook retried over ~28 h; GET the job for fresh links
-FIELDS = {"video": "video", "poster": "poster", "input": "input_image"}
 
 
 def file_links(job: Job) -> dict[str, str | None]:
     """{kind: link} for each of the job's files (None while it has none)."""
     token = SIGNER.sign(f"{job.pk.hex}.{job.team_id}")
     base = f"{settings.PUBLIC_BASE_URL}/api/v1/files/{token}/"
-    return {kind: f"{base}{kind}/" if getattr(job, name) else None for kind, name in FIELDS.items()}
+    return {
+        kind: f"{base}{kind}/" if getattr(job, name) else None for kind, name in FILE_FIELDS.items()
+    }
 
 
 @require_safe
 def api_file(request, token: str, kind: str):
     try:
         job_hex, team_id = SIGNER.unsign(token, max_age=LINK_MAX_AGE).split(".")
-        field_name = FIELDS[kind]
+        field_name = FILE_FIELDS[kind]
         job = Job.objects.filter(pk=job_hex, team_id=int(team_id)).only("pk", field_name).first()
     except (signing.BadSignature, ValueError, KeyError):  # forged, expired, or not ours
         raise Http404("No such file") from None

@@ -34,16 +34,16 @@ def _select() -> str:
         f"FROM {Job._meta.db_table} j "
         f"JOIN {Team._meta.db_table} t ON t.id = j.team_id "
         f"LEFT JOIN {User._meta.db_table} u ON u.id = j.creator_id "
-        f"LEFT JOIN {LedgerEntry._meta.db_table} s ON s.job_id = j.id AND s.kind IN ({settled}) "
-        "WHERE j.team_id = %s"
+        f"LEFT JOIN {LedgerEntry._meta.db_table} s ON s.job_id = j.id AND s.kind IN ({settled})"
     )
 
 
 @dataclass
 class JobQuery:
-    """Which of a team's jobs: one by id, or a page of a filtered list, newest first."""
+    """Which of a team's jobs: one by id, or a page of a filtered list, newest first. Without a
+    team (a worker describing a job for its webhook) the job id alone says which."""
 
-    team_id: int
+    team_id: int | None = None
     job_id: uuid.UUID | None = None
     states: tuple[str, ...] = ()
     provider: str = ""
@@ -56,7 +56,10 @@ class JobQuery:
 
 
 def read(query: JobQuery) -> list[Job]:
-    sql, params = [_select()], [query.team_id]
+    sql, params = [_select(), "WHERE 1 = 1"], []
+    if query.team_id is not None:
+        sql.append("AND j.team_id = %s")
+        params.append(query.team_id)
     if query.job_id is not None:
         sql.append("AND j.id = %s")
         params.append(_uuid(query.job_id))
@@ -86,6 +89,11 @@ def read(query: JobQuery) -> list[Job]:
         sql.append("LIMIT %s")
         params.append(query.limit)
     return list(Job.objects.raw(" ".join(sql), params))
+
+
+def one(job_id, team_id: int | None = None) -> Job | None:
+    found = read(JobQuery(team_id=team_id, job_id=job_id))
+    return found[0] if found else None
 
 
 def _uuid(value) -> object:

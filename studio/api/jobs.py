@@ -18,7 +18,7 @@ from studio.api.filters import moment
 from studio.api.images import fetch_image
 from studio.api.job_requests import BadRequest, read_json
 from studio.api.pages import DEFAULT_LIMIT, MAX_LIMIT, PageMeta
-from studio.api.payloads import JobOut, job_data, unsettled, with_settlement
+from studio.api.payloads import JobOut, job_data, unsettled
 from studio.jobs import derived
 from studio.jobs.deletion import delete_video
 from studio.jobs.retry import retry_job
@@ -46,15 +46,15 @@ class JobFilters(Schema):
 
 
 def team_job(request, job_id: UUID) -> Job:
-    found = job_rows.read(job_rows.JobQuery(team_id=request.caller.team.pk, job_id=job_id))
-    if not found:
+    job = job_rows.one(job_id, team_id=request.caller.team.pk)
+    if job is None:
         raise Http404("No such job")
-    return found[0]
+    return job
 
 
-def _answer(job: Job, status: int = 200):
+def _answer(request, job: Job):
     """The job as it is now (its settlement may just have changed)."""
-    return Status(status, job_data(with_settlement(Job.objects.filter(pk=job.pk)).get()))
+    return Status(200, job_data(team_job(request, job.pk)))
 
 
 def _created(job: Job):
@@ -168,7 +168,7 @@ def cancel_job(request, job_id: UUID):
         raise HttpError(403, "Only whoever submitted the job, or an admin, can cancel it.")
     if not cancel(job):
         raise HttpError(409, "This job has already started or finished; it cannot be canceled.")
-    return _answer(job)
+    return _answer(request, job)
 
 
 @router.post(
@@ -189,7 +189,7 @@ def delete_job(request, job_id: UUID):
     caller = writer(request)
     job = team_job(request, job_id)
     delete_video(caller.membership, job)
-    return _answer(job)
+    return _answer(request, job)
 
 
 ADD_AUDIO_BODY = body(

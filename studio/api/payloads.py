@@ -7,9 +7,9 @@ from datetime import datetime
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import F, FilteredRelation, Q, QuerySet
 from pydantic import BaseModel
 
+from studio.api import job_rows
 from studio.api.files import file_links
 from studio.jobs import eta
 from studio.models import EntryKind, Job
@@ -62,20 +62,6 @@ class JobOut(BaseModel):
     deleted_at: datetime | None
 
 
-def with_settlement(jobs: QuerySet) -> QuerySet:
-    """Jobs with what job_data reads beside them (the API's own reads use studio.api.job_rows):
-    their settlement, joined (a job has at most one: a database constraint), creator and team."""
-    settled = Q(ledger__kind__in=[EntryKind.CAPTURE, EntryKind.RELEASE])
-    return jobs.annotate(
-        settlement=FilteredRelation("ledger", condition=settled),
-        settled_kind=F("settlement__kind"),
-        settled_amount=F("settlement__amount"),
-        settled_reason=F("settlement__reason"),
-        creator_email=F("creator__email"),
-        team_slug=F("team__slug"),
-    )
-
-
 def unsettled(job: Job) -> Job:
     """A job just made, with its team and creator at hand: nothing need be read back."""
     job.settled_kind = job.settled_amount = job.settled_reason = None
@@ -84,9 +70,9 @@ def unsettled(job: Job) -> Job:
 
 
 def job_data(job: Job) -> dict:
-    """The API's view of a job, read through job_rows or with_settlement."""
+    """The API's view of a job, read through studio.api.job_rows (or just made: `unsettled`)."""
     if not hasattr(job, "settled_kind"):
-        job = with_settlement(Job.objects.filter(pk=job.pk)).get()
+        job = job_rows.one(job.pk)
     guess = eta.estimate(job)
     links = file_links(job)
     released = job.settled_kind == EntryKind.RELEASE

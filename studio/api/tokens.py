@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
@@ -92,16 +93,20 @@ MEMBER_OF_TOKEN = """
 """
 
 
-def _member_of_token(digest: str) -> Membership | None:
-    """The membership a live token acts through (its member in its team), with `.token` set;
-    None when the token is unknown or revoked, or its member has left the team."""
-    sql = MEMBER_OF_TOKEN.format(
+@cache
+def _member_of_token_sql() -> str:
+    return MEMBER_OF_TOKEN.format(
         token=ApiToken._meta.db_table,
         membership=Membership._meta.db_table,
         team=Team._meta.db_table,
         user=User._meta.db_table,
     )
-    token = next(iter(ApiToken.objects.raw(sql, [digest])), None)
+
+
+def _member_of_token(digest: str) -> Membership | None:
+    """The membership a live token acts through (its member in its team), with `.token` set;
+    None when the token is unknown or revoked, or its member has left the team."""
+    token = next(iter(ApiToken.objects.raw(_member_of_token_sql(), [digest])), None)
     if token is None:
         return None
     team = Team(id=token.team_id, name=token.team_name, slug=token.team_slug)

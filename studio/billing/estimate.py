@@ -15,6 +15,7 @@ class Estimate:
     available: int
     member_remaining: int | None
     team_cap_remaining: int | None
+    problem_field: str = ""  # the parameter the problem is about ("provider" for the price book)
 
     @property
     def remaining(self) -> int | None:
@@ -36,13 +37,14 @@ def estimate(membership: Membership, provider_key: str, data) -> Estimate:
         member_remaining = membership.monthly_limit - budgets.committed(team, membership.user)
     if account.monthly_cap is not None:
         team_cap_remaining = account.monthly_cap - budgets.committed(team)
-    price, problem = None, ""
+    price, problem, field = None, "", ""
     provider, spec, params, errors = choose(provider_key, data)
     if errors:
         problem = " ".join(message for messages in errors.values() for message in messages)
+        field = next(iter(errors))
     else:
         try:
             price = quote_job(provider, spec.key, params).amount
         except PriceUnavailable as missing:
-            problem = str(missing)
-    return Estimate(price, problem, account.available, member_remaining, team_cap_remaining)
+            problem, field = str(missing), "provider"
+    return Estimate(price, problem, account.available, member_remaining, team_cap_remaining, field)

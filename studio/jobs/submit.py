@@ -122,15 +122,15 @@ def submit_job(
         input_width=checked.width,
         input_height=checked.height,
     )
-    if isinstance(image, StoredImage):
-        job.input_image.name = image.name
-    else:
+    owns_image = not isinstance(image, StoredImage)  # a stored image is shared, never ours
+    if owns_image:
         try:
             job.input_image.save(checked.storage_name(), image, save=False)
         except OSError as error:
             logger.error("Media storage refused an input image: %s", error)
             raise StorageUnavailable() from error
-    owns_image = not isinstance(image, StoredImage)
+    else:
+        job.input_image.name = image.name
     return create_reserved(job, provider, price, drafts or [], owns_image=owns_image)
 
 

@@ -21,6 +21,10 @@ TERMINAL_STATES = frozenset(
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING})
 
 
+# A job's files as members and API callers name them, and the fields that hold them.
+FILE_FIELDS = {"video": "video", "poster": "poster", "input": "input_image"}
+
+
 class JobQuerySet(models.QuerySet):
     def for_user(self, user):
         """Only jobs of teams the user belongs to: every team-scoped lookup starts here."""

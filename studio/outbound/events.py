@@ -65,11 +65,12 @@ def _subscribed(endpoints, event: str) -> list[int]:
 def _job_data(job_id) -> dict:
     """The API's view of the job. A fault in building it must not undo the job's move (the
     engine would retry the move forever), so the event then carries the essentials only."""
+    from studio.api import job_rows
     from studio.api.payloads import job_data
 
     try:
         with transaction.atomic():  # a savepoint: a failed query leaves the move usable
-            return job_data(Job.objects.get(pk=job_id))
+            return job_data(job_rows.one(job_id))
     except Exception:
         log.exception("webhook payload of job %s fell back to the essentials", job_id)
         job = Job.objects.only("state", "error", "team_id").get(pk=job_id)

@@ -2,8 +2,7 @@ from django.http import Http404
 
 from studio.access import team_job_or_404, team_view
 from studio.media import file_response
-
-FILE_FIELDS = {"video": "video", "poster": "poster", "input": "input_image"}
+from studio.models.jobs import FILE_FIELDS
 
 
 @team_view()
