@@ -322,6 +322,9 @@ def test_results_by_ids_batches_and_shuffles(akool, site):
     assert akool.batch_sizes == [7] * 6
     assert akool.violations == []
 
+    # Real seconds from here: the poll below is too soon however busy the machine (at 0.01 a
+    # gap over 10 ms, a slow moment on a loaded machine, used to pass as polite).
+    akool.time_scale = 1.0
     http.post(RESULTS, json={"_ids": ids[0]})
     assert len(akool.violations) == 1 and "courtesy" in akool.violations[0]
 
@@ -347,14 +350,15 @@ def test_effects_with_served_previews(akool):
 
 def test_update_video_audio(akool, site):
     http = client(akool, api_key=API_KEY)
-    akool.plan_next(queue_seconds=0, run_seconds=10)
+    # A 0.5 s run (real): long enough that the early request lands in it on a busy machine.
+    akool.plan_next(queue_seconds=0, run_seconds=50)
     video = create(http, site, video_length=10, webhookurl=site.url("/hook"))["data"]
     body = {"pre_video_id": video["_id"], "audio_type": 2, "audio_url": site.url("/voice.mp3")}
 
     early = http.post("/image2Video/updateVideoAudio", json=body).json()
     assert early["code"] == 1003 and len(akool.violations) == 1  # not completed yet
     akool.violations.clear()
-    time.sleep(0.12)
+    akool.wait_until(lambda: akool.tasks[video["_id"]].status_at(time.monotonic()) == 3)
 
     missing = {**body, "pre_video_id": "f" * 24}
     assert http.post("/image2Video/updateVideoAudio", json=missing).json()["code"] == 1008
