@@ -199,10 +199,11 @@ def make_job(team, creator, version, created, state: str, rng: random.Random):
     return job
 
 
-def seed_jobs(team, creators, count: int, rng: random.Random) -> list:
+def seed_jobs(team, creators, count: int, rng: random.Random, active: int | None = None) -> list:
     """`count` jobs of the team with their ledger rows: a reservation each, and a capture or
     release once finished, the account's cached figures moved to match (as ledger.reserve,
-    capture and release would have). Returns the jobs."""
+    capture and release would have); `active` of them (8 of 10,000 by default) queued or
+    running. Returns the jobs."""
     from django.db import transaction
     from django.db.models import F
     from django.utils import timezone
@@ -211,11 +212,12 @@ def seed_jobs(team, creators, count: int, rng: random.Random) -> list:
 
     now = timezone.now()
     version = PriceBookVersion.objects.latest()
-    active = max(3, count // 1250)  # 8 of 10,000: the newest page holds some of them
+    if active is None:
+        active = max(3, count // 1250)  # 8 of 10,000: the newest page holds some of them
     jobs = []
     for i in range(count):
         if i < active:
-            state = "running" if i % 3 else "queued"
+            state = "queued" if i % 3 == 0 and i < 9 else "running"
             created = now - timedelta(seconds=rng.uniform(5, 600))
         else:
             state = rng.choices(TERMINAL_MIX, weights=[t[1] for t in TERMINAL_MIX])[0][0]

@@ -1,0 +1,439 @@
+"""Workspace pages at 10,000 jobs (issue 9): each page beside a trivial view on the same server,
+SQL queries per page at 10 and at 10,000 jobs, the CPU that 200 open job pages cost while they
+poll, the ledger CSV's server time, and what submitting a 12-megapixel photo costs.
+
+    .venv/bin/python bench/pages.py [--rounds 6] [--seconds 2] [--threads 4] [--pollers 200]
+                                    [--poll-seconds 20] [--submits 40] [--profile]
+
+Everything runs against the benchmark's own PostgreSQL database `studio_bench_pages` (made,
+migrated and dropped here), seeded as bench/api.py seeds it: one team holding 10,000 jobs over six
+months with their ledger (about 20,000 rows), 208 of them still running so that 200 job pages can
+poll distinct jobs, and a second team holding 10 jobs for the query counts.
+
+- Throughput: gunicorn, 2 sync workers, DEBUG off, the product's URLs plus /bench/trivial/
+  (bench/api_settings.py). Threads of this process, signed in with the owner's session cookie,
+  keep the workers busy one page at a time for `--seconds`, in rounds whose order rotates so
+  drifting noise hits every page alike. Ratios are requests per second over the trivial view's.
+- Polling: `--pollers` clients each ask a running job's status partial every 2 s (as htmx does),
+  spread evenly, for `--poll-seconds`; the share of one core used by gunicorn and its PostgreSQL
+  backends meanwhile.
+- CSV: the team's whole ledger as CSV, one request at a time: the time to the last byte.
+- Submit: the new-job form posted with a 4000×3000 JPEG (local engine; the render stays a queued
+  task as no worker runs), one at a time through gunicorn: latency to the redirect.
+- Queries: Django's test client in this process, warm, for every page at 10 and 10,000 jobs.
+
+The figures and their targets are the last lines; a missed target says MISSED (exit status 0:
+this is a measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _engine_setup as setup  # noqa: E402
+import api as seeding  # noqa: E402  (bench/api.py: the seeding and load helpers)
+
+DATABASE = "studio_bench_pages"
+RUNNING = 208  # 200 pollers, each on its own running job
+TARGETS = {  # page: ratio to the trivial view
+    "status partial": 0.3,
+    "job page": 0.15,
+    "dashboard": 0.1,
+    "gallery p1": 0.1,
+    "gallery p300": 0.1,
+    "credits": 0.1,
+}
+TARGET_STATUS_QUERIES = 4
+TARGET_POLL_CORE = 0.25
+TARGET_CSV_MS, CSV_ROWS = 300.0, 20_000
+TARGET_SUBMIT_MS = 30.0
+POLL_EVERY = 2.0
+
+
+def seed(rng: random.Random):
+    """Owner of the big team (10,000 jobs, RUNNING of them running) and of the small one (10)."""
+    from django.db import connection
+
+    from studio.billing.checks import ledger_problems
+
+    owner = seeding.member("owner@bench.test", credits=5_000_000)
+    creators = [owner.user] + [
+        seeding.member(f"member{n}@bench.test", 0, team=owner.team).user for n in range(3)
+    ]
+    jobs = seeding.seed_jobs(owner.team, creators, seeding.TEAM_JOBS, rng, active=RUNNING)
+    small = seeding.member("small@bench.test", credits=10_000)
+    small_jobs = seeding.seed_jobs(small.team, [small.user], seeding.SMALL_TEAM_JOBS, rng)
+    problems = ledger_problems()
+    if problems:
+        sys.exit("pages: the seeded ledger is inconsistent:\n  " + "\n  ".join(problems[:10]))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return owner, jobs, small, small_jobs
+
+
+def page_paths(team, jobs, rng: random.Random) -> dict[str, list[str]]:
+    """Each measured page's paths (several jobs for the job pages, so no one row stays hot)."""
+    running = [job for job in jobs if job.state == "running"]
+    finished = [job for job in jobs if job.state == "succeeded" and job.video]
+    base = f"/t/{team.slug}"
+    return {
+        "status partial": [f"{base}/jobs/{job.pk}/status/" for job in running[:50]],
+        "job page": [f"{base}/jobs/{job.pk}/" for job in rng.sample(finished, 50)],
+        "dashboard": [f"{base}/"],
+        "gallery p1": [f"{base}/gallery/"],
+        "gallery p300": [f"{base}/gallery/?page=300"],
+        "credits": [f"{base}/credits/"],
+    }
+
+
+def session_cookie(user) -> str:
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+class PageLoad(seeding.Load):
+    """bench/api.py's load, signed in by session cookie instead of a token; asks like htmx."""
+
+    def __init__(self, site: str, cookie: str, threads: int, server_pids, db_pids):
+        super().__init__(site, "", threads, server_pids, db_pids)
+        self.headers = {"Cookie": cookie, "HX-Request": "true"}
+
+
+# --- In-process query counts ----------------------------------------------------------------
+def queries(client, path: str, htmx: bool) -> tuple[int, list[str], int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    client.get(path, **headers)  # warm: the session's current team, the ETA medians
+    with CaptureQueriesContext(connection) as captured:
+        answer = client.get(path, **headers)
+        if hasattr(answer, "streaming_content"):
+            b"".join(answer.streaming_content)
+    if answer.status_code not in (200, 286):
+        sys.exit(f"pages: GET {path} answered {answer.status_code}")
+    writes = [q["sql"] for q in captured.captured_queries if not _is_read(q["sql"])]
+    return len(captured), [q["sql"] for q in captured.captured_queries], len(writes)
+
+
+def _is_read(sql: str) -> bool:
+    return sql.lstrip().upper().startswith(("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK"))
+
+
+def query_table(owner, jobs, small, small_jobs, rng) -> dict[str, tuple[int, int, int]]:
+    """page → (queries at 10 jobs, at 10,000, writes at 10,000)."""
+    from django.test import Client
+
+    counts = {}
+    big_paths = page_paths(owner.team, jobs, rng)
+    small_running = [j for j in small_jobs if j.state in ("running", "queued")]
+    small_done = [j for j in small_jobs if j.state == "succeeded" and j.video] or small_jobs
+    base = f"/t/{small.team.slug}"
+    small_paths = {
+        "status partial": f"{base}/jobs/{small_running[0].pk}/status/",
+        "job page": f"{base}/jobs/{small_done[0].pk}/",
+        "dashboard": f"{base}/",
+        "gallery p1": f"{base}/gallery/",
+        "gallery p300": f"{base}/gallery/?page=300",  # past the end: the last page
+        "credits": f"{base}/credits/",
+        "ledger CSV": f"{base}/credits/ledger.csv",
+    }
+    big_paths["ledger CSV"] = [f"/t/{owner.team.slug}/credits/ledger.csv"]
+    for name, small_path in small_paths.items():
+        htmx = name == "status partial"
+        small_client, big_client = Client(), Client()
+        small_client.force_login(small.user)
+        big_client.force_login(owner.user)
+        few, _, _ = queries(small_client, small_path, htmx)
+        many, sql, writes = queries(big_client, big_paths[name][0], htmx)
+        counts[name] = (few, many, writes, sql)
+    return counts
+
+
+# --- Polling, CSV, submit -------------------------------------------------------------------
+def poll_share(site, cookie, paths, pollers: int, seconds: float, pids) -> tuple[float, int, int]:
+    """Share of one core used by the server while `pollers` pages poll every 2 s."""
+    import httpx
+
+    threads = 16
+    sent, failed = [0] * threads, [0] * threads
+    began = time.perf_counter() + 0.5
+    stop_at = began + seconds
+    cpu0 = sum(setup.cpu_seconds(pid) for pid in pids)
+
+    def worker(n: int) -> None:
+        mine = list(range(n, pollers, threads))
+        headers = {"Cookie": cookie, "HX-Request": "true"}
+        with httpx.Client(base_url=site, headers=headers, timeout=10) as client:
+            tick = 0
+            while True:
+                for poller in mine:  # each poller's own phase within the 2 s period
+                    at = began + tick * POLL_EVERY + POLL_EVERY * poller / pollers
+                    if at >= stop_at:
+                        return
+                    pause = at - time.perf_counter()
+                    if pause > 0:
+                        time.sleep(pause)
+                    answer = client.get(paths[poller % len(paths)])
+                    sent[n] += 1
+                    failed[n] += answer.status_code != 200
+                tick += 1
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    wall = time.perf_counter() - began
+    cpu = sum(setup.cpu_seconds(pid) for pid in pids) - cpu0
+    return cpu / wall, sum(sent), sum(failed)
+
+
+def csv_times(site, cookie, path: str, count: int) -> tuple[list[float], int]:
+    import httpx
+
+    times, rows = [], 0
+    with httpx.Client(base_url=site, headers={"Cookie": cookie}, timeout=60) as client:
+        for _ in range(count):
+            began = time.perf_counter()
+            answer = client.get(path)
+            times.append(time.perf_counter() - began)
+            if answer.status_code != 200:
+                sys.exit(f"pages: the CSV answered {answer.status_code}")
+            rows = answer.text.count("\n") - 1
+    return times, rows
+
+
+def jpeg_12mp() -> bytes:
+    """A 4000×3000 photo-like JPEG (noise over gradients, so it compresses like a photo)."""
+    from PIL import Image, ImageFilter
+
+    small = Image.effect_noise((1000, 750), 60).convert("RGB")
+    image = small.resize((4000, 3000)).filter(ImageFilter.SMOOTH)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def submit_times(site, cookie, team_slug: str, count: int) -> tuple[list[float], int]:
+    """New-job form posts with a 12 MP JPEG, one at a time; latency to the redirect."""
+    import httpx
+
+    photo = jpeg_12mp()
+    form_path = f"/t/{team_slug}/jobs/new/"
+    with httpx.Client(base_url=site, headers={"Cookie": cookie}, timeout=30) as client:
+        page = client.get(form_path).text
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        csrf_cookie = client.cookies.get("csrftoken")
+        client.headers["Cookie"] = f"{cookie}; csrftoken={csrf_cookie}"
+        fields = {
+            "csrfmiddlewaretoken": token,
+            "provider": "local",
+            "model": "camera-motion-v1",
+            "duration": "5",
+            "motion": "zoom_in",
+            "resolution": "720p",
+        }
+        request = client.build_request(
+            "POST",
+            form_path,
+            data=fields,
+            files={"image": ("phone.jpg", photo, "image/jpeg")},
+            headers={"Referer": site + form_path},
+        )
+        body, headers = request.read(), dict(request.headers)
+        times = []
+        for n in range(count + 3):
+            began = time.perf_counter()
+            answer = client.post(form_path, content=body, headers=headers)
+            spent = time.perf_counter() - began
+            if answer.status_code != 302:
+                sys.exit(f"pages: the form answered {answer.status_code}: {answer.text[:400]}")
+            if n >= 3:  # warm
+                times.append(spent)
+    return times, len(photo)
+
+
+# --- Main -----------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per page and round")
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--pollers", type=int, default=200)
+    parser.add_argument("--poll-seconds", type=float, default=20.0)
+    parser.add_argument("--csvs", type=int, default=8)
+    parser.add_argument("--submits", type=int, default=40)
+    parser.add_argument("--profile", action="store_true", help="profile the missed pages")
+    args = parser.parse_args()
+    rng = random.Random(9)
+    port = seeding.free_port()
+    site = f"http://127.0.0.1:{port}"
+    static_root = tempfile.mkdtemp(prefix=f"{DATABASE}-static-")
+    env = setup.configure(
+        DATABASE,
+        DJANGO_SETTINGS_MODULE="bench.api_settings",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
+        PUBLIC_BASE_URL=site,
+        DB_CONN_MAX_AGE=600,  # one backend per worker all run long: its CPU is read by pid
+        STATIC_ROOT=static_root,
+    )
+    server = None
+    try:
+        from django.conf import settings
+        from django.core.management import call_command
+        from django.db import connection
+        from django.test import Client
+
+        from studio.billing.checks import ledger_problems
+        from studio.models import LedgerEntry
+
+        if settings.ROOT_URLCONF != "bench.api_urls" or settings.DEBUG:
+            sys.exit("pages: expected the bench settings and DEBUG off")
+        call_command("collectstatic", interactive=False, verbosity=0)  # DEBUG off: the manifest
+        load_before = os.getloadavg()[0]
+        started = time.monotonic()
+        owner, jobs, small, small_jobs = seed(rng)
+        seeded = time.monotonic() - started
+        ledger_rows = LedgerEntry.objects.filter(team=owner.team).count()
+        counts = query_table(owner, jobs, small, small_jobs, rng)
+        paths = page_paths(owner.team, jobs, rng)
+        cookie = session_cookie(owner.user)
+        connection.close()
+
+        server = seeding.start_gunicorn(env, port)
+        seeding.wait_for(site + "/bench/trivial/")
+        pages = [seeding.Endpoint("trivial", ["/bench/trivial/"])] + [
+            seeding.Endpoint(name, page_list) for name, page_list in paths.items()
+        ]
+        server_pids = [server.pid, *seeding.children(server.pid)]
+        warm = PageLoad(site, cookie, args.threads, server_pids, [])
+        for page in pages:
+            warm.run(seeding.Endpoint(page.name, page.paths), 1.0)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [DATABASE],
+            )
+            db_pids = [row[0] for row in cursor.fetchall()]
+        connection.close()
+        load = PageLoad(site, cookie, args.threads, server_pids, db_pids)
+        for round_no in range(args.rounds):
+            shift = round_no % len(pages)
+            for page in pages[shift:] + pages[:shift]:
+                load.run(page, args.seconds)
+                load.serial(page, args.seconds / 4)
+        all_running = [f"/t/{owner.team.slug}/jobs/{j.pk}/status/" for j in jobs]
+        all_running = [p for p, j in zip(all_running, jobs, strict=True) if j.state == "running"]
+        share, polls, poll_failures = poll_share(
+            site, cookie, all_running, args.pollers, args.poll_seconds, server_pids + db_pids
+        )
+        csv_path = f"/t/{owner.team.slug}/credits/ledger.csv"
+        csv, csv_rows = csv_times(site, cookie, csv_path, args.csvs)
+        submits, photo_bytes = submit_times(site, cookie, owner.team.slug, args.submits)
+        seeding.setup.stop(server)
+        server = None
+        load_after = os.getloadavg()[0]
+        problems = ledger_problems()
+
+        trivial = pages[0]
+        print(
+            f"seeded {seeding.TEAM_JOBS:,} + {seeding.SMALL_TEAM_JOBS} jobs ({RUNNING} running) "
+            f"and {ledger_rows:,} ledger rows in {seeded:.1f} s; check_ledger after the run: "
+            f"{len(problems)} problems"
+        )
+        print(
+            f"load: gunicorn 2 sync workers, {args.threads} client threads, {args.rounds} rounds "
+            f"× {args.seconds:g} s per page, signed in by session cookie, HX-Request set; "
+            f"{os.cpu_count()} CPUs shared by client, server and database, load average "
+            f"{load_before:.1f} before, {load_after:.1f} after"
+        )
+        trivial_cpu = trivial.per_request_ms(trivial.app_cpu + trivial.db_cpu)
+        missed = []
+        for page in pages:
+            cpu_ms = page.per_request_ms(page.app_cpu + page.db_cpu)
+            ratio = page.rate / trivial.rate
+            text = "1×" if page is trivial else f"{ratio:.3f}× trivial"
+            if page is not trivial:
+                text += f" (by server CPU {trivial_cpu / cpu_ms:.3f}×)"
+                if ratio < TARGETS[page.name]:
+                    missed.append(page.name)
+            print(
+                f"  {page.name:14} {page.rate:7.0f} req/s  {text}; p50 "
+                f"{seeding.ms(page.serial, 0.5)} ms p95 {seeding.ms(page.serial, 0.95)} ms; "
+                f"server CPU {page.per_request_ms(page.app_cpu):.2f} ms app + "
+                f"{page.per_request_ms(page.db_cpu):.2f} ms db; {page.bytes:,} bytes; "
+                f"{page.requests} requests, {page.errors} not 200"
+            )
+        print("queries per request (at 10 jobs → at 10,000 jobs; database writes at 10,000):")
+        for name, (few, many, writes, sql) in counts.items():
+            print(f"  {name:14} {few:3} → {many:3}; {writes} writes")
+            if few != many or writes or (name == "status partial" and many > 4):
+                missed.append(f"{name} queries")
+                print("    " + "\n    ".join(s[:200] for s in sql))
+        status_ok = counts["status partial"][1] <= TARGET_STATUS_QUERIES
+        if args.profile or missed:
+            client = Client()
+            client.force_login(owner.user)
+            for name in [m for m in missed if m in paths] or list(paths):
+                path = paths[name][0]
+                print("\n".join(seeding.profile(name, lambda p=path: client.get(p), 20)))
+        csv_p50 = 1000 * setup.percentile(csv, 0.5)
+        submit_p50 = 1000 * setup.percentile(submits, 0.5)
+        for name, target in TARGETS.items():
+            page = next(p for p in pages if p.name == name)
+            ratio = page.rate / trivial.rate
+            print(f"{name} {ratio:.3f}× trivial (target ≥ {target}) {seeding.verdict(ratio >= target)}")
+        print(
+            f"status partial {counts['status partial'][1]} queries, "
+            f"{counts['status partial'][2]} writes (target ≤ {TARGET_STATUS_QUERIES}, none) "
+            f"{seeding.verdict(status_ok and not counts['status partial'][2])}"
+        )
+        print(
+            f"{args.pollers} pages polling every {POLL_EVERY:g} s for {args.poll_seconds:g} s: "
+            f"{100 * share:.1f} % of one core (gunicorn + PostgreSQL; target ≤ "
+            f"{100 * TARGET_POLL_CORE:.0f} %) {seeding.verdict(share <= TARGET_POLL_CORE)}; "
+            f"{polls} polls, {poll_failures} not 200"
+        )
+        print(
+            f"ledger CSV of {csv_rows:,} rows: p50 {csv_p50:.0f} ms, max {1000 * max(csv):.0f} ms "
+            f"to the last byte (target ≤ {TARGET_CSV_MS:g} ms for {CSV_ROWS:,}) "
+            f"{seeding.verdict(csv_p50 <= TARGET_CSV_MS * max(1, csv_rows / CSV_ROWS))}"
+        )
+        ok_submit = submit_p50 <= TARGET_SUBMIT_MS
+        print(
+            f"submit with a 4000×3000 JPEG ({photo_bytes / 1e6:.1f} MB): p50 {submit_p50:.1f} ms, "
+            f"p95 {seeding.ms(submits, 0.95)} ms to the redirect, n={len(submits)} (target ≤ "
+            f"{TARGET_SUBMIT_MS:g} ms) {seeding.verdict(ok_submit)}"
+        )
+        all_met = not missed and status_ok and share <= TARGET_POLL_CORE and ok_submit
+        print("pages: " + ("all targets met" if all_met else "MISSED a target"))
+    finally:
+        setup.stop(server)
+        from django.db import connections
+
+        connections.close_all()
+        setup.drop_database(DATABASE)
+        shutil.rmtree(static_root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
