@@ -130,6 +130,13 @@ class Job(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["team", "-created_at"]),
+            # The gallery's default view, a page at a time: its pages are index-only scans.
+            models.Index(
+                fields=["team", "-created_at", "id"],
+                name="job_team_gallery",
+                condition=models.Q(state="succeeded", deleted_at__isnull=True)
+                & ~models.Q(video=""),
+            ),
             models.Index(fields=["state", "next_poll_at"]),
             models.Index(fields=["state", "deadline_at"]),
             models.Index(fields=["provider", "state", "next_poll_at"]),
@@ -183,7 +190,10 @@ class Job(models.Model):
 
     @property
     def settlement(self):
-        """The capture or release of this job's credits, once it has one."""
+        """The capture or release of this job's credits, once it has one (an active job has none:
+        its polled status costs no query for it)."""
+        if not self.is_terminal:
+            return None
         return self.ledger.filter(kind__in=["capture", "release"]).first()
 
     @property

@@ -37,8 +37,18 @@ class GalleryFilter(forms.Form):
 def gallery(request):
     """The team's videos, filtered by who made them, provider and state, a page at a time."""
     filters = GalleryFilter(request.GET, request.team)
-    team_jobs = Job.objects.filter(team=request.team, deleted_at__isnull=True)
-    jobs = filters.apply(team_jobs.select_related("creator"))
-    page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
+    jobs = filters.apply(Job.objects.filter(team=request.team, deleted_at__isnull=True))
+    page = page_of_jobs(jobs, request.GET.get("page"))
     context = {"filters": filters, "page": page, "query": query_without_page(request)}
     return render(request, partial_or_page(request, "studio/gallery.html", "results"), context)
+
+
+def page_of_jobs(jobs, number):
+    """One page of `jobs`, the newest first, in three queries whatever the page: the count, the
+    page's ids (an index-only scan of the gallery index skips the pages before it without reading
+    their rows), then those jobs with their creators."""
+    page = Paginator(jobs.values_list("pk", flat=True), PAGE_SIZE).get_page(number)
+    ids = list(page.object_list)
+    found = Job.objects.select_related("creator").in_bulk(ids)
+    page.object_list = [found[pk] for pk in ids if pk in found]
+    return page
