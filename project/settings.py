@@ -108,8 +108,9 @@ else:
 # --- Accounts -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "studio.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    # Django's and allauth's, able to take the user from the row a team page already read.
+    "studio.auth.ModelBackend",
+    "studio.auth.AllauthBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -283,6 +284,7 @@ USE_I18N = True
 USE_TZ = True
 
 _HTTPS = PUBLIC_BASE_URL.startswith("https://")
+SESSION_ENGINE = "studio.sessions"  # Django's database sessions, read without compiling a query
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _HTTPS
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS and not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)

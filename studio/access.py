@@ -1,14 +1,24 @@
 """Who may see what. Every team-scoped view goes through `team_view`, so a team's pages, partials
-and files answer 404 to anyone who is not its member, exactly as if they did not exist."""
+and files answer 404 to anyone who is not its member, exactly as if they did not exist.
 
-from functools import wraps
+A team page starts by reading, in one statement, the signed-in user, their membership of the team
+in the URL with the team, and — on a job's routes — the job: the pages members keep open (the job
+status polled every 2 s above all) then cost two queries, the session and this one.
+"""
 
-from django.contrib.auth.decorators import login_required
+import uuid
+from functools import cache, wraps
+
+from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from studio.models import Job, Membership, Role
+from studio.auth import prefetched_user
+from studio.models import Job, Membership, Role, Team, User
+from studio.rows import Columns
 
 CURRENT_TEAM_KEY = "current_team"
 
@@ -19,16 +29,73 @@ def membership_or_404(user, slug: str) -> Membership:
     )
 
 
+@cache
+def _columns() -> tuple[Columns, Columns, Columns, Columns]:
+    return Columns(User, "u"), Columns(Membership, "m"), Columns(Team, "t"), Columns(Job, "j")
+
+
+@cache
+def _statement(with_job: bool) -> str:
+    user, membership, team, job = _columns()
+    parts = [user, membership, team] + ([job] if with_job else [])
+    sql = [
+        f"SELECT {', '.join(part.sql() for part in parts)} FROM {user.table} u",
+        f"LEFT JOIN {team.table} t ON t.slug = %s",
+        f"LEFT JOIN {membership.table} m ON m.team_id = t.id AND m.user_id = u.id",
+    ]
+    if with_job:
+        sql.append(f"LEFT JOIN {job.table} j ON j.team_id = m.team_id AND j.id = %s")
+    sql.append("WHERE u.id = %s")
+    return " ".join(sql)
+
+
+def _read_member(request, slug: str, job_id) -> Membership | None:
+    """The session's user (handed to Django's own session check through the backend), their
+    membership of `slug` with its team, and the job asked for (request.job), in one query."""
+    user_id = request.session.get(SESSION_KEY)
+    if user_id is None or not str(user_id).isdigit():
+        return None
+    job_param = [Job._meta.pk.get_db_prep_value(job_id, connection)] if job_id else []
+    with connection.cursor() as cursor:
+        cursor.execute(_statement(job_id is not None), [slug, *job_param, int(user_id)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    columns = _columns()
+    user, at = columns[0].instance(row, 0)
+    membership, at = columns[1].instance(row, at)
+    team, at = columns[2].instance(row, at)
+    prefetched_user.set(user)
+    if membership is None:
+        return None
+    membership.team, membership.user = team, user
+    if job_id is not None:
+        job, _ = columns[3].instance(row, at)
+        request.prefetched_job = job
+        if job is not None:
+            job.team = team
+    return membership
+
+
 def team_view(min_role: str = Role.VIEWER):
     """Resolve `team_slug` to the user's membership (404 if none); 403 if the role is too low."""
 
     def decorator(view):
-        @login_required
         @wraps(view)
         def wrapper(request, team_slug, *args, **kwargs):
-            membership = membership_or_404(request.user, team_slug)
+            job_id = kwargs.get("job_id")
+            reset = prefetched_user.set(None)
+            try:
+                membership = _read_member(request, team_slug, job_id)
+                if not request.user.is_authenticated:  # Django's check of the session
+                    return redirect_to_login(request.get_full_path())
+            finally:
+                prefetched_user.reset(reset)
+            if membership is None or membership.user_id != request.user.pk:
+                raise Http404("No such team")
             if not membership.at_least(min_role):
                 raise PermissionDenied(f"This needs the {min_role} role or higher.")
+            membership.user = request.user
             request.membership, request.team = membership, membership.team
             if request.session.get(CURRENT_TEAM_KEY) != membership.team.slug:
                 # Written only when the team changes: a polled partial writes nothing.
@@ -48,7 +115,16 @@ def find_team_job(team, job_id) -> Job | None:
 
 
 def team_job_or_404(request, job_id) -> Job:
-    job = find_team_job(request.team, job_id)
+    job = getattr(request, "prefetched_job", None)
+    if job is None or job.pk != _as_uuid(job_id):
+        job = find_team_job(request.team, job_id)
     if job is None:
         raise Http404("No such job")
     return job
+
+
+def _as_uuid(value):
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        return None
