@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "studio.security.CSPMiddleware",  # every response, error pages and the API included
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "studio.middleware.UploadSizeLimitMiddleware",  # before anything reads the body
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -95,15 +96,25 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Cache: shared through Redis when there is one (login throttling must see every process) ---
+# --- Caches ---------------------------------------------------------------------------------
+# "default" is shared by every process, so failed logins are counted across all of them: Redis
+# when there is one, else a table in the database (made by a migration; no server to run).
+# "local" is each process's own memory, for memos on hot paths (a polled page's ETA medians)
+# that must cost no query. The API's per-token rate limit counts in Redis when there is one and
+# otherwise per process: a database write on every API request would cost more than it guards.
 REDIS_URL = env_str("REDIS_URL", "")
+CACHE_TABLE = "studio_cache"
+_LOCAL = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 if REDIS_URL:
     env_url("REDIS_URL", REDIS_URL, schemes=("redis", "rediss", "unix"))
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    _SHARED = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    _SHARED = {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": CACHE_TABLE}
+CACHES = {
+    "default": _SHARED,
+    "local": _LOCAL | {"LOCATION": "local"},
+    "api_throttle": _SHARED if REDIS_URL else _LOCAL | {"LOCATION": "api-throttle"},
+}
 
 # --- Accounts -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "studio.User"
@@ -157,6 +168,8 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+# Renders and output copies work in folders here; the sweep removes what killed workers left.
+SCRATCH_DIR = Path(env_str("SCRATCH_DIR", str(VAR_DIR / "tmp"))).resolve()
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)
 MAX_UPLOAD_PIXELS = env_int("MAX_UPLOAD_PIXELS", 40_000_000, minimum=10_000)
 
@@ -288,9 +301,34 @@ SESSION_ENGINE = "studio.sessions"  # Django's database sessions, read without c
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _HTTPS
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS and not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# A client can send X-Forwarded-Proto itself: it is believed only when a proxy in front says it
+# (and overwrites whatever the client sent). Off, a request is secure only if it came over TLS.
+TRUST_X_FORWARDED_PROTO = env_bool("TRUST_X_FORWARDED_PROTO", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARDED_PROTO else None
+USE_X_FORWARDED_HOST = False  # the Host header is checked against ALLOWED_HOSTS, never replaced
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp) on every response: scripts only from our own static files,
+# never inline (the templates have none; htmx's indicator <style> is turned off in base.html).
+# Inline styles are allowed: a few templates carry <style> blocks and style attributes, and with
+# images, fonts and connections limited to 'self' an injected style has nowhere to send anything.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 LOGGING = {
     "version": 1,

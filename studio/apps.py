@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -16,3 +17,18 @@ class StudioConfig(AppConfig):
         akool = settings.AKOOL_CLIENT_ID, settings.AKOOL_CLIENT_SECRET
         if any(akool) and (reason := check_credentials(*akool)):
             raise ImproperlyConfigured(reason)
+
+
+@checks.register(checks.Tags.caches)
+def cache_sharing(app_configs, **kwargs):
+    """Say at start-up what is not shared between processes (migrate, runserver, check)."""
+    if settings.REDIS_URL or settings.DEBUG:
+        return []
+    return [
+        checks.Warning(
+            "REDIS_URL is not set: failed logins are counted across processes in the database "
+            "cache, but each process counts the API's per-token rate limit on its own.",
+            hint="Set REDIS_URL when several web processes serve the API.",
+            id="studio.W001",
+        )
+    ]

@@ -55,12 +55,22 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, d
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """The cache (ETA medians, login throttles) starts empty in every test."""
-    from django.core.cache import cache
+    """Every cache (login throttles, ETA medians, API rate counts) starts empty in every test.
+    Without Redis the shared default is a database table: it is cleared whenever the test has
+    database access (a test without any cannot have used it; a rolled-back one leaves nothing)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.db import DatabaseCache
 
-    cache.clear()
+    def clear() -> None:
+        for alias in caches:
+            try:
+                caches[alias].clear()
+            except RuntimeError:  # pytest-django: no database access for this test (now)
+                assert isinstance(caches[alias], DatabaseCache)
+
+    clear()
     yield
-    cache.clear()
+    clear()
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.utils import timezone
 
 from studio.jobs.engine import WAITING_FOR_SLOT
@@ -18,9 +18,9 @@ SVD = "stable-video-diffusion"
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    cache.clear()  # the medians are cached across requests, and so across tests
+    caches["local"].clear()  # the medians are cached across requests, and so across tests
     yield
-    cache.clear()
+    caches["local"].clear()
 
 
 def remote_job(personas, state="running", provider="stability", model=SVD, **fields):
@@ -128,7 +128,7 @@ def test_the_median_is_cached_for_a_minute(
         second = estimate(job)
     assert first.source == second.source == "recent jobs"
     assert second.at == job.running_at + timedelta(seconds=60)
-    cache.clear()
+    caches["local"].clear()
     with django_assert_num_queries(1):
         assert estimate(job).at == job.running_at + timedelta(seconds=600)
 

@@ -10,7 +10,7 @@ from studio.models import Job
 from tests.factories import make_job
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-STATUS_QUERIES = 4  # the session, the user, the membership with its team, the job
+STATUS_QUERIES = 2  # the session; the user, membership, team and job in one statement
 
 
 def finished(team, creator, count: int) -> None:

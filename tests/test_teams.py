@@ -31,13 +31,7 @@ def test_signing_up_by_email_logs_in_to_the_personal_team(client, db):
     assert response.redirect_chain[-1][0] == f"/t/{user.teams.get().slug}/"
 
 
-def test_failed_logins_are_throttled_per_account(client, db, settings):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "throttle-test",
-        }
-    }
+def test_failed_logins_are_throttled_per_account(client, db):
     User.objects.create_user("target@x.test", "the-right-password")
     for _ in range(5):
         response = client.post("/accounts/login/", {"login": "target@x.test", "password": "wrong"})

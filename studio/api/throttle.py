@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 
 WINDOW = 60
 
@@ -22,6 +22,7 @@ def count_request(token_id: int, now: float | None = None) -> None:
     now = time.time() if now is None else now
     window = int(now // WINDOW)
     key = f"studio:api-rate:{token_id}:{window}"
+    cache = caches["api_throttle"]
     if cache.add(key, 1, WINDOW + 5):
         used = 1
     else:

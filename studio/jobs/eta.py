@@ -3,7 +3,7 @@
 Where the finish time comes from, best first: the provider's own hint (`job.eta_at`); the median
 run time (running → finished) of the provider's last successes with the same model; the
 provider's typical run time (`estimated_run`). The local engine reports real frame progress, so
-it gets no estimate. The median is cached per provider and model for a minute: the job page polls
+it gets no estimate. The median is cached per provider and model for a minute, in each process's own memory: the job page polls
 its status every two seconds, and that costs at most one extra query a minute.
 """
 
@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.core.cache import cache
+from django.core.cache import caches
 from django.utils import timezone
 
 from studio.models import Job, JobState
@@ -71,10 +71,10 @@ def _progress(job: Job, at: datetime, now: datetime) -> int:
 def recent_run_time(provider_key: str, model: str) -> timedelta | None:
     """The median run time of the last RECENT_JOBS successes of this provider and model."""
     key = f"studio:eta:median:{provider_key}:{model}"
-    seconds = cache.get(key, _MISSING)
+    seconds = caches["local"].get(key, _MISSING)
     if seconds is _MISSING:
         seconds = _median_seconds(provider_key, model)
-        cache.set(key, seconds, CACHE_SECONDS)  # None too: no history is worth remembering
+        caches["local"].set(key, seconds, CACHE_SECONDS)  # None too: no history is worth remembering
     return None if seconds is None else timedelta(seconds=seconds)
 
 

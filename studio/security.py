@@ -1,0 +1,61 @@
+"""The Content-Security-Policy on every response: django-csp's middleware with the policy in
+settings.CONTENT_SECURITY_POLICY, plus the one place a page shows media from elsewhere.
+
+AKOOL's effects gallery on the new-video form plays each effect's preview from AKOOL's own
+servers (studio/providers/akool_models.py). Those origins are allowed for images and media on
+the page with the form (htmx swaps the gallery into it when AKOOL is chosen, so the form page's
+policy is the one that counts) and on a response carrying the gallery itself, and only the
+origins of the effects AKOOL listed: every other page keeps img-src and media-src to ourselves.
+Scripts are never widened. The form page asks for the list as the gallery would (cached for an
+hour, a failure remembered; no request at all while AKOOL has no credentials), so the origins
+are known before the member switches to AKOOL.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from csp.middleware import CSPMiddleware as BaseCSPMiddleware
+from csp.middleware import PolicyParts
+
+# templates/studio/job_new.html's form, templates/studio/_effects_gallery.html's fieldset.
+GALLERY_PAGES = (b'id="new-job"', b'id="effects"')
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def effect_preview_origins() -> list[str]:
+    """The origins of AKOOL's listed effect previews."""
+    from studio.providers import akool_models
+
+    listed = akool_models.effects() or []
+    origins = {
+        _origin(effect.get(field) or "") for effect in listed for field in ("logo", "video_url")
+    }
+    return sorted(origin for origin in origins if origin)
+
+
+def _shows_effects(response) -> bool:
+    if getattr(response, "streaming", False):
+        return False
+    if not response.get("Content-Type", "").startswith("text/html"):
+        return False
+    return any(mark in response.content for mark in GALLERY_PAGES)
+
+
+class CSPMiddleware(BaseCSPMiddleware):
+    def get_policy_parts(self, request, response, report_only: bool = False) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        if _shows_effects(response):
+            origins = effect_preview_origins()
+            if origins:
+                update = dict(parts.update or {})
+                for directive in ("img-src", "media-src"):
+                    update[directive] = [*update.get(directive, []), *origins]
+                parts.update = update
+        return parts
