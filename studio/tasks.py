@@ -58,6 +58,7 @@ def sweep() -> None:
     retries that fell due (a task of their own: a slow receiver must not hold up the sweep); API
     idempotency keys past their keeping time."""
     from studio.api import idempotency
+    from studio.jobs import scratch
     from studio.jobs.deletion import delete_provider_copies as delete
     from studio.outbound.delivery import any_due
 
@@ -68,5 +69,6 @@ def sweep() -> None:
     expired = expire_overdue(now)
     deleted = delete(now)
     idempotency.sweep(now)
+    scratch.sweep()  # scratch folders of workers killed mid-render or mid-copy
     if moved or expired or deleted:
         log.info("sweep: %d steps, %d expired, %d provider copies deleted", moved, expired, deleted)

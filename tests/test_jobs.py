@@ -97,9 +97,10 @@ def test_make_another_like_this_prefills_the_form(personas, client_for):
     assert 'value="17"' in page
 
 
-def test_the_creator_can_cancel_a_queued_job_but_not_a_running_one(personas, client_for):
+def test_the_creator_can_cancel_a_queued_job_but_not_a_running_remote_one(personas, client_for):
     queued = make_job(personas.team, personas.member)
-    running = make_job(personas.team, personas.member, state=JobState.RUNNING)
+    # A provider already making (and charging for) it; a running local render can be canceled.
+    running = make_job(personas.team, personas.member, state=JobState.RUNNING, provider="stability")
     client = client_for(personas.member)
     client.post(f"/t/{personas.team.slug}/jobs/{queued.pk}/cancel/")
     response = client.post(f"/t/{personas.team.slug}/jobs/{running.pk}/cancel/", follow=True)

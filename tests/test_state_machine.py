@@ -45,9 +45,9 @@ def test_backwards_moves_are_illegal():
         transition("00000000-0000-0000-0000-000000000000", S.RUNNING, S.QUEUED)
 
 
-def test_only_a_queued_job_can_be_canceled(personas):
+def test_a_queued_job_can_be_canceled_but_not_one_a_provider_is_making(personas):
     queued = make_job(personas.team, personas.member)
-    running = make_job(personas.team, personas.member, state=S.RUNNING)
+    running = make_job(personas.team, personas.member, state=S.RUNNING, provider="stability")
     assert cancel(queued) and not cancel(running)
     assert Job.objects.get(pk=queued.pk).state == S.CANCELED
 

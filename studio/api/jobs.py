@@ -22,7 +22,7 @@ from studio.api.payloads import JobOut, job_data, unsettled
 from studio.jobs import derived
 from studio.jobs.deletion import delete_video
 from studio.jobs.retry import retry_job
-from studio.jobs.states import cancel
+from studio.jobs.states import cancel, may_cancel
 from studio.jobs.submit import submit_job
 from studio.models import Job, JobState
 
@@ -159,12 +159,14 @@ def get_job(request, job_id: UUID):
 
 
 @router.post(
-    "/{job_id}/cancel", response=answers(200, JobOut), summary="Cancel a job no provider has taken"
+    "/{job_id}/cancel",
+    response=answers(200, JobOut),
+    summary="Cancel a job no provider has taken yet, or a local render under way",
 )
 def cancel_job(request, job_id: UUID):
     caller = writer(request)
     job = team_job(request, job_id)
-    if job.creator_id != caller.membership.user_id and not caller.membership.can_manage:
+    if not may_cancel(caller.membership, job):
         raise HttpError(403, "Only whoever submitted the job, or an admin, can cancel it.")
     if not cancel(job):
         raise HttpError(409, "This job has already started or finished; it cannot be canceled.")

@@ -5,19 +5,18 @@ for download. Only then is the job a success and its credits captured."""
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image
 
-from studio.jobs import steps
+from studio.jobs import scratch, steps
+from studio.jobs.scratch import StoredFiles, save_file
 from studio.jobs.states import transition
 from studio.models import Job, JobState
 from studio.providers import get_provider
@@ -45,7 +44,7 @@ def collect_output(job_id) -> None:
     if job is None:
         return
     provider = get_provider(job.provider)
-    with tempfile.TemporaryDirectory(prefix="output-") as tmp:
+    with scratch.folder("output", job.pk) as tmp:  # a killed worker's is removed by the sweep
         raw = Path(tmp) / f"raw.{job.output_format or 'mp4'}"
         try:
             _download(provider, job, raw)
@@ -155,34 +154,37 @@ def make_poster(video: Path, target: Path) -> None:
 
 def _store_and_succeed(job: Job, facts: VideoFacts, video: Path, poster: Path, original):
     base = f"{job.team_id}/{job.pk.hex}"
-    names = {
-        "video": _store(video, f"videos/{base}.mp4"),
-        "poster": _store(poster, f"posters/{base}.jpg"),
-    }
-    if original is not None:
-        names["original_output"] = _store(original, f"originals/{base}.{job.output_format}")
-    stored_raw = _stored_raw(job)
-    won = transition(
-        job,
-        S.RUNNING,
-        S.SUCCEEDED,
-        video_width=facts.width,
-        video_height=facts.height,
-        video_duration=facts.duration,
-        video_bytes=default_storage.size(names["video"]),
-        output_ref="",
-        **names,
-    )
-    if not won:  # canceled, expired or collected by another worker meanwhile: ours belong to nobody
-        for name in names.values():
-            default_storage.delete(name)
-    elif stored_raw:
+    # Whatever was stored is deleted again if storing the rest or the transition fails, or if the
+    # job was canceled, expired or collected by another worker meanwhile: it belongs to nobody.
+    with StoredFiles() as stored:
+        names = {
+            "video": stored.add(_store(video, f"videos/{base}.mp4")),
+            "poster": stored.add(_store(poster, f"posters/{base}.jpg")),
+        }
+        if original is not None:
+            names["original_output"] = stored.add(
+                _store(original, f"originals/{base}.{job.output_format}")
+            )
+        stored_raw = _stored_raw(job)
+        won = transition(
+            job,
+            S.RUNNING,
+            S.SUCCEEDED,
+            video_width=facts.width,
+            video_height=facts.height,
+            video_duration=facts.duration,
+            video_bytes=default_storage.size(names["video"]),
+            output_ref="",
+            **names,
+        )
+        if won:
+            stored.keep()
+    if won and stored_raw:
         default_storage.delete(stored_raw)
 
 
 def _store(path: Path, name: str) -> str:
-    with path.open("rb") as handle:
-        return default_storage.save(name, File(handle))
+    return save_file(path, name)
 
 
 def _stored_raw(job: Job) -> str:

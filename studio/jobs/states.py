@@ -8,6 +8,7 @@ cannot settle a job twice or move it backwards, and a terminal state never chang
 """
 
 import logging
+import re
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -83,18 +84,76 @@ def _settle(job_id, target: str, error: str) -> None:
         if target == S.SUCCEEDED:
             settled = ledger.capture(job_id)
         else:
-            settled = ledger.release(
-                job_id, f"{S(target).label}: {error}" if error else S(target).label
-            )
+            settled = ledger.release(job_id, release_reason(target, error))
     except IntegrityError as violation:  # e.g. a cached figure would leave its allowed range
         raise SettlementFailed(f"job {job_id} could not settle: {violation}") from violation
     if not settled:  # this call won the state change, so nobody else can have settled it
         raise SettlementFailed(f"job {job_id} became {target} but had no open reservation")
 
 
+# Said already by the refund line that shows the reason ("Refunded 5 credits to the team: ...").
+_SAID_BY_THE_REFUND = re.compile(
+    r"\s*Your credits (were|have been) (returned|released|refunded)\.?\s*$", re.IGNORECASE
+)
+_STATE_PREFIX = re.compile(r"^(\w+): (.+)$", re.DOTALL)
+
+
+def tidy_reason(reason: str) -> str:
+    """A release reason as one clause: without a closing full stop, without "your credits were
+    returned" (the refund line says so), and without a state prefix the rest repeats
+    ("Canceled: Canceled before it started"). Also tidies reasons written before this rule."""
+    reason = _SAID_BY_THE_REFUND.sub("", (reason or "").strip()).strip().rstrip(".").strip()
+    prefixed = _STATE_PREFIX.match(reason)
+    if prefixed and re.search(rf"\b{re.escape(prefixed[1])}\b", prefixed[2], re.IGNORECASE):
+        reason = prefixed[2]
+    return reason
+
+
+def release_reason(target: str, error: str = "") -> str:
+    """Why a job's credits went back, for the ledger and the job's refund line: the state, then
+    the error where the error does not say the state already."""
+    label = S(target).label
+    reason = tidy_reason(error)
+    return tidy_reason(f"{label}: {reason}") if reason else label
+
+
+def spends_money(job: Job) -> bool:
+    """Whether a job the provider has taken is already being paid for (every remote provider).
+    Our own engine spends nothing, so its renders can be stopped at any time."""
+    from studio.providers import PROVIDERS
+
+    provider = PROVIDERS.get(job.provider)
+    return provider is None or provider.remote
+
+
+def cancellable(job: Job) -> bool:
+    """Whether cancelling is still possible: before any provider took the job, or at any time
+    while our own engine has it."""
+    if job.state == S.QUEUED:
+        return True
+    return job.state in (S.SUBMITTING, S.RUNNING) and not spends_money(job)
+
+
+def may_cancel(membership, job: Job) -> bool:
+    """Whoever submitted the job, or an admin or owner (a viewer never)."""
+    if membership is None or not membership.can_submit:
+        return False
+    return job.creator_id == membership.user_id or membership.can_manage
+
+
 def cancel(job: Job) -> bool:
-    """Cancel a job that no provider has taken yet."""
-    return transition(job, S.QUEUED, S.CANCELED, error="Canceled before it started.")
+    """Cancel a job no provider has taken yet, or one our own engine is rendering (its renderer
+    sees the state change within half a second and stops, keeping nothing). Remote providers'
+    jobs, once sent, stay: they are paid for already. True if this call canceled it."""
+    if transition(job, S.QUEUED, S.CANCELED, error="Canceled before it started."):
+        return True
+    if spends_money(job):
+        return False
+    # In lifecycle order, so a job that moves on between two attempts is caught by the next one.
+    return any(
+        transition(job, source, S.CANCELED, error="Canceled while it was being made.")
+        for source in (S.SUBMITTING, S.RUNNING)
+    )
 
 
 def expire_overdue(now=None) -> int:

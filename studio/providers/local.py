@@ -5,20 +5,19 @@ the common state machine, so it behaves like every remote provider to the rest o
 """
 
 import logging
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import default_storage
 from django.utils import timezone
 from django_q.tasks import async_task
 from PIL import Image, ImageOps
 
 from studio.engine import ASPECTS, MOTIONS, RESOLUTIONS, RenderSettings, RenderStopped, render_video
 from studio.engine.settings import DURATION_RANGE, FPS_RANGE, STRENGTH_RANGE
+from studio.jobs import scratch
+from studio.jobs.scratch import StoredFiles
 from studio.jobs.states import transition
 from studio.models import Job, JobState
 from studio.providers.base import Provider, Status
@@ -108,7 +107,9 @@ class LocalEngine(Provider):
     def _render_and_store(self, job: Job) -> None:
         render_settings = RenderSettings.from_mapping(job.params)
         give_up_at = time.monotonic() + settings.TASK_TIME_LIMIT
-        with tempfile.TemporaryDirectory(prefix="render-") as tmp:
+        # Stored files are deleted again unless the job takes them; the scratch folder of a
+        # killed worker is removed by the sweep (studio/jobs/scratch.py).
+        with scratch.folder("render", job.pk) as tmp, StoredFiles() as stored:
             video_path, poster_path = Path(tmp) / "video.mp4", Path(tmp) / "poster.jpg"
             with job.input_image.open("rb") as source, Image.open(source) as image:
                 result = render_video(
@@ -119,31 +120,29 @@ class LocalEngine(Provider):
                     progress=lambda done, total: _report_progress(job, done, total),
                     should_stop=lambda: _should_stop(job, give_up_at),
                 )
-            video_name = _store(video_path, f"videos/{job.team_id}/{job.pk.hex}.mp4")
-            poster_name = _store(poster_path, f"posters/{job.team_id}/{job.pk.hex}.jpg")
-        if time.monotonic() > give_up_at:  # the time limit covers storing and finishing too
-            default_storage.delete(video_name)
-            default_storage.delete(poster_name)
-            raise TimeoutError(f"rendering took longer than {settings.TASK_TIME_LIMIT} seconds")
-        won = transition(
-            job,
-            S.RUNNING,
-            S.SUCCEEDED,
-            video=video_name,
-            poster=poster_name,
-            video_width=result.width,
-            video_height=result.height,
-            video_duration=result.duration,
-            video_bytes=result.size_bytes,
-        )
-        if not won:  # canceled or expired meanwhile: the files belong to nobody
-            default_storage.delete(video_name)
-            default_storage.delete(poster_name)
+            if _should_stop(job, give_up_at):  # canceled during the last frames: store nothing
+                raise RenderStopped("the job left the running state as its render finished")
+            video_name = stored.add(_store(video_path, f"videos/{job.team_id}/{job.pk.hex}.mp4"))
+            poster_name = stored.add(_store(poster_path, f"posters/{job.team_id}/{job.pk.hex}.jpg"))
+            if time.monotonic() > give_up_at:  # the time limit covers storing and finishing too
+                raise TimeoutError(f"rendering took longer than {settings.TASK_TIME_LIMIT} seconds")
+            won = transition(
+                job,
+                S.RUNNING,
+                S.SUCCEEDED,
+                video=video_name,
+                poster=poster_name,
+                video_width=result.width,
+                video_height=result.height,
+                video_duration=result.duration,
+                video_bytes=result.size_bytes,
+            )
+            if won:  # else canceled or expired meanwhile: the files belong to nobody
+                stored.keep()
 
 
 def _store(path: Path, name: str) -> str:
-    with path.open("rb") as handle:
-        return default_storage.save(name, File(handle))
+    return scratch.save_file(path, name)
 
 
 def _report_progress(job: Job, done: int, total: int) -> None:

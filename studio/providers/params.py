@@ -10,6 +10,9 @@ from typing import Any
 
 from django import forms
 
+# Units as a page writes them after a number (the form's limits keep the long word).
+SHORT_UNITS = {"seconds": " s", "%": "%"}
+
 
 def _bound(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -76,6 +79,18 @@ class Param:
                 **common,
             )
         raise ValueError(f"unknown parameter kind {self.kind!r}")
+
+    def display(self, value) -> str:
+        """The value as the page shows it beside the label: the choice's label, a number with
+        its unit ("5 s", "50%"), Yes or No."""
+        if self.kind == "choice":
+            return dict(self.choices).get(value, str(value))
+        if self.kind == "bool":
+            return "Yes" if value else "No"
+        if self.kind in ("int", "float") and isinstance(value, int | float):
+            unit = SHORT_UNITS.get(self.unit, f" {self.unit}" if self.unit else "")
+            return f"{_bound(value)}{unit}"
+        return str(value)
 
     def schema(self) -> dict:
         """The JSON-schema view of this parameter (for the API and documentation)."""
@@ -146,6 +161,15 @@ class ModelSpec:
         for check in self.checks:
             errors |= {name: [message] for name, message in check(form.cleaned_data).items()}
         return ({}, errors) if errors else (form.cleaned_data, {})
+
+    def describe(self, values: dict) -> list[tuple[str, str]]:
+        """(label, value) for each parameter a job was given, in the form's order, as a person
+        reads them: "Duration", "5 s". Parameters left empty are left out."""
+        return [
+            (p.label, p.display(values[p.name]))
+            for p in self.params
+            if values.get(p.name) not in (None, "")
+        ]
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}
