@@ -1,9 +1,39 @@
-from django import forms
+from dataclasses import dataclass
 
-from studio.models import Invite, Job, Role
+from django import forms
+from django.conf import settings
+
+from studio.models import ImageUpload, Invite, Job, Role, Team
 from studio.providers import PROVIDERS, provider_choices
+from studio.uploads import MIN_SIDE
 
 DEFAULT_PROVIDER = "local"
+
+
+def image_limits() -> str:
+    """What studio.uploads.check_image accepts, said before anyone gets it wrong."""
+    limit = settings.MAX_UPLOAD_BYTES
+    size = f"{round(limit / 2**20, 1):g} MB" if limit >= 2**20 else f"{round(limit / 2**10):g} KB"
+    pixels = f"{settings.MAX_UPLOAD_PIXELS / 1e6:g}"
+    return (
+        f"PNG, JPEG or WebP, at most {size} and {pixels} megapixels, "
+        f"each side at least {MIN_SIDE} pixels."
+    )
+
+
+@dataclass(frozen=True)
+class KeptImage:
+    """The image the form already holds, so the member need not choose it again: an upload kept
+    after a refusal (`kept_image`), or the source job of "make another like this" (`from_job`)."""
+
+    field: str
+    value: str
+    width: int
+    height: int
+
+    @property
+    def is_job(self) -> bool:
+        return self.field == "from_job"
 
 
 class ProviderSelect(forms.Select):
@@ -25,8 +55,9 @@ class NewJobForm(forms.Form):
 
     image = forms.ImageField(
         required=False,  # checked by studio.uploads, which says exactly what is wrong
-        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
-        help_text="PNG, JPEG or WebP.",
+        widget=forms.ClearableFileInput(
+            attrs={"accept": "image/png,image/jpeg,image/webp", "aria-describedby": "image-limits"}
+        ),
     )
     provider = forms.ChoiceField(
         choices=provider_choices, initial=DEFAULT_PROVIDER, widget=ProviderSelect
@@ -34,6 +65,9 @@ class NewJobForm(forms.Form):
 
     def __init__(self, data=None, files=None, *, initial=None, params_initial=None):
         super().__init__(data, files, initial=initial)
+        self.fields["image"].help_text = image_limits()  # settings may change; read them now
+        self.kept: KeptImage | None = None
+        self.refused_for_credits = False
         chosen = data or initial or {}
         provider = PROVIDERS.get(chosen.get("provider") or "") or PROVIDERS[DEFAULT_PROVIDER]
         spec = provider.model(chosen.get("model")) or provider.models[0]
@@ -51,9 +85,11 @@ class NewJobForm(forms.Form):
     ) -> "NewJobForm":
         """A blank form, or one pre-filled from an earlier job ("make another like this")."""
         if job is not None:
-            return cls(
+            form = cls(
                 initial={"provider": job.provider, "model": job.model}, params_initial=job.params
             )
+            form.keep(job)
+            return form
         return cls(initial={"provider": provider_key or DEFAULT_PROVIDER, "model": model_key})
 
     def params_values(self) -> dict:
@@ -63,9 +99,24 @@ class NewJobForm(forms.Form):
         values = {name: self.params[name].value() for name in self.params.fields}
         return values | {"provider": self.provider_key, "model": self.model_key}
 
+    def keep(self, image: ImageUpload | Job | None) -> None:
+        """Offer this image again: the page shows it and submits its id in a hidden field."""
+        if isinstance(image, Job):
+            if image.input_image:
+                field, size = "from_job", (image.input_width, image.input_height)
+                self.kept = KeptImage(field, str(image.pk), *size)
+        elif image is not None:
+            self.kept = KeptImage("kept_image", str(image.pk), image.width, image.height)
+        else:
+            self.kept = None
+
     def add_refusal(self, errors: dict[str, list[str]]) -> None:
         self.params.is_valid()  # bound to the same data: its errors show beside its own fields
         self.is_valid()
+        # studio.uploads judged the image; Django's own check re-reads a file already read and
+        # stored, so its "not an image" would be no judgement at all.
+        self.errors.pop("image", None)
+        self.refused_for_credits = "credits" in errors  # the price need not say it again
         for field, messages in errors.items():
             if field in self.params.fields:
                 continue
@@ -76,7 +127,18 @@ class NewJobForm(forms.Form):
 
 
 class TeamForm(forms.Form):
-    name = forms.CharField(max_length=80, label="Team name")
+    """A new team's name, or a new name for a team (its slug, and so its URLs, stay)."""
+
+    name = forms.CharField(
+        max_length=Team._meta.get_field("name").max_length,
+        label="Team name",
+        error_messages={
+            "required": "A team needs a name.",
+            "max_length": "A team name can have at most %(limit_value)d characters "
+            "(this one has %(show_value)d).",
+            "null_characters_not_allowed": "A team name cannot contain a NUL character.",
+        },
+    )
 
 
 class InviteForm(forms.Form):

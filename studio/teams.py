@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from studio.billing import ledger
+from studio.billing import staff as audit
 from studio.models import CreditAccount, Invite, Membership, Role, Team, User
 
 
@@ -18,23 +19,70 @@ class TeamError(Exception):
     """A team rule was broken; the message is shown to the person as is."""
 
 
+NAME_MAX = Team._meta.get_field("name").max_length
+
+
+def check_team_name(name: str) -> str:
+    """The name as stored: stripped, 1 to NAME_MAX characters, no NUL (PostgreSQL refuses one)."""
+    name = name.strip()
+    if not name:
+        raise TeamError("A team needs a name.")
+    if "\x00" in name:
+        raise TeamError("A team name cannot contain a NUL character.")
+    if len(name) > NAME_MAX:
+        raise TeamError(f"A team name can have at most {NAME_MAX} characters.")
+    return name
+
+
 def create_team(user: User, name: str, *, personal: bool = False) -> Team:
     with transaction.atomic():
         team = Team.objects.create(
-            name=name.strip(), slug=Team.unique_slug(name), is_personal=personal
+            name=check_team_name(name), slug=Team.unique_slug(name), is_personal=personal
         )
         Membership.objects.create(team=team, user=user, role=Role.OWNER)
         CreditAccount.objects.create(team=team)
     return team
 
 
+def personal_team_name(user: User) -> str:
+    """Named from the person's name (Ada Lovelace's team), else from the address's local part
+    (ada's team): never the whole address, which every later teammate would see in menus."""
+    who = user.get_full_name().strip() or user.email.partition("@")[0].strip() or "My"
+    suffix = "'s team"
+    return who[: NAME_MAX - len(suffix)].rstrip() + suffix
+
+
 def ensure_personal_team(user: User) -> Team:
     """Every user has a personal team, started with the welcome credits so they can try it."""
     team = Team.objects.filter(memberships__user=user, is_personal=True).first()
     if team is None:
-        team = create_team(user, f"{user.display_name}'s team", personal=True)
+        team = create_team(user, personal_team_name(user), personal=True)
         if settings.WELCOME_CREDITS:
             ledger.grant(team, settings.WELCOME_CREDITS, actor=None, reason="Welcome credits")
+    return team
+
+
+def rename_team(actor: Membership, name: str) -> Team:
+    """Owners and admins rename the team. The slug stays: its URLs and API tokens keep working."""
+    name = check_team_name(name)
+    with transaction.atomic():
+        _lock(actor.team)
+        _fresh(actor)
+        if not actor.can_manage:
+            raise TeamError("Only owners and admins can rename the team.")
+        team = Team.objects.get(pk=actor.team_id)
+        before = team.name
+        if name != before:
+            team.name = name
+            team.save(update_fields=["name"])
+            audit.record(
+                actor.user,
+                "team.rename",
+                f"{name} ({team.slug})",
+                before={"name": before},
+                after={"name": name},
+            )
+    actor.team = team
     return team
 
 
@@ -94,30 +142,42 @@ def leave_team(membership: Membership) -> None:
     remove_member(membership, membership)
 
 
-def invite(actor: Membership, *, email: str = "", role: str = Role.MEMBER) -> Invite:
-    """Invite by e-mail (the mailed link works only for that address) or make an open link."""
+def invite(actor: Membership, *, email: str = "", role: str = Role.MEMBER, request=None) -> Invite:
+    """Invite by e-mail (the mailed link works only for that address) or make an open link.
+
+    Given the request, the mailed link points where the inviter reached us (see invite_url)."""
     _check_can_manage(actor, role)
     email = email.strip().lower()
     if email and actor.team.memberships.filter(user__email__iexact=email).exists():
         raise TeamError(f"{email} is already a member of {actor.team}.")
     created = Invite.objects.create(team=actor.team, email=email, role=role, created_by=actor.user)
     if email:
-        transaction.on_commit(lambda: _mail_invite(created))
+        link = invite_url(created, request)
+        transaction.on_commit(lambda: _mail_invite(created, link))
     return created
 
 
-def invite_url(invite: Invite) -> str:
-    return settings.PUBLIC_BASE_URL + reverse("invite_accept", args=[invite.token])
+def absolute_url(path: str, request=None) -> str:
+    """A link for a page or a mail: to the scheme, host and port this person reached (the Host
+    header has passed ALLOWED_HOSTS), so `bin/dev` on another port or a second domain gives links
+    that work; outside a request (workers) to PUBLIC_BASE_URL."""
+    if request is not None:
+        return request.build_absolute_uri(path)
+    return settings.PUBLIC_BASE_URL.rstrip("/") + path
 
 
-def _mail_invite(invite: Invite) -> None:
+def invite_url(invite: Invite, request=None) -> str:
+    return absolute_url(reverse("invite_accept", args=[invite.token]), request)
+
+
+def _mail_invite(invite: Invite, link: str | None = None) -> None:
     send_mail(
         subject=f"You are invited to {invite.team} on Studio",
         message=(
             f"{invite.created_by} invited you to join {invite.team} "
             f"as {invite.get_role_display()}.\n\n"
             f"Accept here (the link works once, until {invite.expires_at:%Y-%m-%d %H:%M} UTC):\n"
-            f"{invite_url(invite)}\n"
+            f"{link or invite_url(invite)}\n"
         ),
         from_email=None,
         recipient_list=[invite.email],

@@ -11,6 +11,7 @@ from studio.views import (
     staff,
     teams,
     tokens,
+    uploads,
     webhook_endpoints,
 )
 
@@ -20,6 +21,7 @@ team_patterns = [
     path("jobs/new/", jobs.new_job, name="job_new"),
     path("jobs/new/params/", jobs.params_fields, name="job_params"),
     path("jobs/new/price/", jobs.price_estimate, name="job_price"),
+    path("images/<uuid:upload_id>/", uploads.upload_preview, name="upload_preview"),
     path("jobs/<uuid:job_id>/", jobs.job_detail, name="job_detail"),
     path("jobs/<uuid:job_id>/status/", jobs.job_status, name="job_status"),
     path("jobs/<uuid:job_id>/cancel/", jobs.job_cancel, name="job_cancel"),

@@ -1,6 +1,7 @@
 """The credit flow: quotes, reservations, settlement exactly once, budgets and warnings."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -11,7 +12,15 @@ from studio.billing.checks import ledger_problems
 from studio.billing.errors import CreditError
 from studio.billing.prices import quote
 from studio.jobs.states import cancel, transition
-from studio.models import BudgetWarning, CreditAccount, EntryKind, Job, JobState, LedgerEntry
+from studio.models import (
+    BudgetWarning,
+    CreditAccount,
+    EntryKind,
+    ImageUpload,
+    Job,
+    JobState,
+    LedgerEntry,
+)
 from tests.conftest import FAST_PARAMS
 from tests.factories import make_job
 from tests.racing import race
@@ -89,7 +98,9 @@ def test_exactly_the_balance_is_allowed_and_one_more_is_refused(
     client = client_for(personas.member)
     refused = submit(client, personas.team, image_upload, duration=5)
     assert "costs 5 credits but the team has 4 available: 1 short" in refused.content.decode()
-    assert Job.objects.count() == 0 and not list(media_root.rglob("*.png"))
+    # No job file is left behind; the one picture kept is the form's, to offer again unchosen.
+    kept = [Path(upload.file.path) for upload in ImageUpload.objects.all()]
+    assert Job.objects.count() == 0 and list(media_root.rglob("*.png")) == kept and len(kept) == 1
     submit(client, personas.team, image_upload, duration=4)
     assert Job.objects.count() == 1 and ledger.account(personas.team).available == 0
 

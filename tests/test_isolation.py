@@ -5,7 +5,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from studio import teams
 from studio.api.tokens import create_token
-from studio.models import Role, WebhookDelivery, WebhookEndpoint
+from studio.models import ImageUpload, Role, WebhookDelivery, WebhookEndpoint
 from studio.outbound.endpoints import new_secret
 from tests.factories import make_job
 
@@ -64,8 +64,11 @@ def team_a_objects(personas):
     delivery = WebhookDelivery.objects.create(
         endpoint=endpoint, message_id="msg_a", event="job.succeeded", payload={}, state="failed"
     )
+    upload = ImageUpload(team=personas.team, width=640, height=400, size=1)
+    upload.file.save("kept.png", job.input_image.file, save=True)  # the new-job form keeps one
     return {
         "job_id": job.pk,
+        "upload_id": upload.pk,
         "kind": "video",
         "invite_id": teams.invite(owner, email="someone@x.test", role=Role.VIEWER).pk,
         "membership_id": personas.membership(personas.viewer).pk,
@@ -103,7 +106,8 @@ def test_an_outsider_cannot_reach_team_a_objects_through_their_own_team(
 ):
     """Their own team's slug with team A's job, invite, membership or token ids: still 404."""
     client = client_for(personas.outsider)
-    keys = ("job_id", "invite_id", "membership_id", "token_id", "endpoint_id", "delivery_id")
+    keys = ("job_id", "upload_id", "invite_id", "membership_id", "token_id", "endpoint_id")
+    keys += ("delivery_id",)
     ids = [str(team_a_objects[key]) for key in keys]
     checked = 0
     for name, url in urls_for(personas.outsider_team.slug, team_a_objects):

@@ -127,6 +127,13 @@
     if (!frame) frame = window.requestAnimationFrame(draw);
   }
 
+  // The image the form already holds (kept after a refusal, or the source job's), if any.
+  const keptSource = () => {
+    const box = $("crop-preview-box");
+    return (box && box.dataset.keptSrc) || "";
+  };
+
+  // The chosen file, else the kept image: a file chosen replaces it, a file cleared restores it.
   async function load() {
     const input = fileInput();
     const file = input && input.files && input.files[0];
@@ -134,8 +141,8 @@
     const id = ++loading;
     picture = null;
     if (caption) caption.textContent = "";
-    if (!file) return redraw();
-    const url = URL.createObjectURL(file);
+    const url = file ? URL.createObjectURL(file) : keptSource();
+    if (!url) return redraw();
     const img = new Image();
     img.src = url;
     try {
@@ -144,7 +151,7 @@
     } catch (error) {
       if (id === loading && caption) caption.textContent = "This file cannot be previewed.";
     } finally {
-      URL.revokeObjectURL(url);
+      if (file) URL.revokeObjectURL(url);
     }
     if (id === loading) redraw();
   }
@@ -198,5 +205,5 @@
   document.body.addEventListener("htmx:afterSwap", redraw);
   document.body.addEventListener("htmx:load", redraw);
   window.addEventListener("resize", redraw);
-  if (fileInput() && fileInput().files && fileInput().files.length) load();
+  if ((fileInput() && fileInput().files && fileInput().files.length) || keptSource()) load();
 })();

@@ -7,9 +7,9 @@ from django_htmx.http import HttpResponseStopPolling
 from studio.access import find_team_job, team_job_or_404, team_view
 from studio.billing.estimate import estimate
 from studio.forms import NewJobForm
-from studio.jobs import derived, eta
+from studio.jobs import chosen_image, derived, eta
 from studio.jobs.deletion import DeleteRefused, delete_video, may_delete
-from studio.jobs.states import cancel
+from studio.jobs.states import cancel, may_cancel
 from studio.jobs.submit import JobRefused, StorageUnavailable, submit_job
 from studio.models import Role
 from studio.providers import PROVIDERS
@@ -20,10 +20,13 @@ def new_job(request):
     status = 200
     if request.method == "POST":
         form = NewJobForm(request.POST, request.FILES)
+        upload = request.FILES.get("image")
+        kept_id, from_id = request.POST.get("kept_image", ""), request.POST.get("from_job", "")
         try:
+            image = chosen_image.chosen(request.team, upload, kept_id, from_id)
             job = submit_job(
                 request.membership,
-                request.FILES.get("image"),
+                image,
                 request.POST.get("provider", ""),
                 request.POST,
                 request.FILES,
@@ -32,6 +35,8 @@ def new_job(request):
             form.add_refusal(refusal.errors)
             if isinstance(refusal, StorageUnavailable):
                 status = 503  # our fault, and passing: not a form the member got wrong
+            else:  # keep the image, so the member need not choose it again
+                form.keep(chosen_image.after_refusal(request.membership, upload, kept_id, from_id))
         else:
             return redirect("job_detail", team_slug=request.team.slug, job_id=job.pk)
     else:
@@ -83,10 +88,18 @@ def job_status(request, job_id):
 @require_POST
 def job_cancel(request, job_id):
     job = team_job_or_404(request, job_id)
-    if job.creator_id != request.user.pk and not request.membership.can_manage:
+    if not may_cancel(request.membership, job):
         messages.error(request, "Only whoever submitted the job, or an admin, can cancel it.")
     elif not cancel(job):
-        messages.error(request, "This job has already started, so it can no longer be canceled.")
+        job.refresh_from_db(fields=["state"])
+        if job.is_active:  # a remote provider has it, and is charging for it already
+            messages.error(
+                request,
+                f"{job.provider_label} is already making this video, so it can no longer be "
+                "canceled.",
+            )
+        else:
+            messages.error(request, "This job has already ended, so there is nothing to cancel.")
     return redirect("job_detail", team_slug=request.team.slug, job_id=job.pk)
 
 

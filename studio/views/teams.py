@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -21,11 +22,29 @@ def team_create(request):
 
 @team_view()
 def team_settings(request):
+    if request.method == "POST":  # the page's one form of its own: the team's name
+        return team_rename(request)
     return settings_page(request)
 
 
-def settings_page(request, **extra):
+def team_rename(request):
+    if not request.membership.can_manage:
+        raise PermissionDenied("Renaming the team needs the admin role or higher.")
+    form = TeamForm(request.POST)
+    if form.is_valid():
+        try:
+            team = teams.rename_team(request.membership, form.cleaned_data["name"])
+        except teams.TeamError as error:
+            form.add_error("name", str(error))
+        else:
+            messages.success(request, f"The team is now called {team}.")
+            return redirect("team_settings", team_slug=team.slug)
+    return settings_page(request, rename_form=form, status=400)
+
+
+def settings_page(request, *, status=200, **extra):
     team = request.team
+    can_manage = request.membership.can_manage
     tokens = team.api_tokens.filter(revoked_at__isnull=True).select_related("user")
     if not request.membership.can_manage:  # admins and owners see and revoke everyone's
         tokens = tokens.filter(user=request.user)
@@ -33,18 +52,28 @@ def settings_page(request, **extra):
         "tokens": tokens,
         "token_scopes": TokenScope.choices,
         "members": team.memberships.select_related("user").order_by("user__email"),
-        "invites": team.invites.pending().select_related("created_by")
-        if request.membership.can_manage
+        # Each with its link, to show again: only to those who may manage invites.
+        "invites": [
+            (invite, teams.invite_url(invite, request))
+            for invite in team.invites.pending().select_related("created_by")
+        ]
+        if can_manage
         else [],
         "invite_form": InviteForm(),
+        "rename_form": extra.get("rename_form") or TeamForm(initial={"name": team.name}),
         "roles": Role.choices,
-        "new_link": request.session.pop("new_invite_link", None),
+        "new_link": _new_link(request),
         # Endpoints the workers disabled (or an admin turned off): why, until turned back on.
-        "disabled_webhooks": team.webhook_endpoints.filter(enabled=False)
-        if request.membership.can_manage
-        else [],
+        "disabled_webhooks": team.webhook_endpoints.filter(enabled=False) if can_manage else [],
     }
-    return render(request, "studio/team_settings.html", context)
+    return render(request, "studio/team_settings.html", context, status=status)
+
+
+def _new_link(request) -> str | None:
+    """The open link just made, shown once at the top; built from this request, not stored."""
+    invite_id = request.session.pop("new_invite_id", None)
+    invite = request.team.invites.pending().filter(pk=invite_id).first() if invite_id else None
+    return teams.invite_url(invite, request) if invite else None
 
 
 def _done(request, action, *args, success: str):
@@ -66,14 +95,14 @@ def invite_create(request):
         messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
         return redirect("team_settings", team_slug=request.team.slug)
     try:
-        invite = teams.invite(request.membership, **form.cleaned_data)
+        invite = teams.invite(request.membership, **form.cleaned_data, request=request)
     except teams.TeamError as error:
         messages.error(request, str(error))
     else:
         if invite.email:
             messages.success(request, f"Invitation sent to {invite.email}.")
         else:
-            request.session["new_invite_link"] = teams.invite_url(invite)
+            request.session["new_invite_id"] = invite.pk
     return redirect("team_settings", team_slug=request.team.slug)
 
 
