@@ -53,6 +53,21 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, d
         _set_suffix_to_test_databases(suffix=f"pid{os.getpid()}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_dropped_at_the_end(django_db_setup, django_db_blocker):
+    """Live-server threads can leave a PostgreSQL session open on the test database, and
+    pytest-django then cannot drop it ("being accessed by other users"): end those sessions
+    first, so no test database is left behind on a shared server."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Every cache (login throttles, ETA medians, API rate counts) starts empty in every test.
