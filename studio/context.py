@@ -21,9 +21,7 @@ def workspace(request):
         "my_memberships": SimpleLazyObject(lambda: header.memberships),
         "current_team": SimpleLazyObject(lambda: header.current_team),
         "membership": getattr(request, "membership", None),
-        "credit_warnings": SimpleLazyObject(
-            lambda: _warnings(getattr(request, "membership", None))
-        ),
+        "credit_warnings": SimpleLazyObject(lambda: _warnings(request)),
     }
 
 
@@ -56,9 +54,11 @@ class _Header:
         return next((m for m in self.memberships if m.team == current), None)
 
 
-def _warnings(membership) -> list[str]:
-    """The banner: thresholds reached now, for the team in use (e-mails go out once a month)."""
+def _warnings(request) -> list[str]:
+    """The banner: thresholds reached now, for the team in use (e-mails go out once a month);
+    the account row is the one the view read, if it read one."""
+    membership = getattr(request, "membership", None)
     if membership is None:
         return []
-    account = ledger.account(membership.team)
+    account = getattr(request, "credit_account", None) or ledger.account(membership.team)
     return [message for _, message in warnings_due(membership.team, membership.user, account)]

@@ -25,6 +25,7 @@ class CreditsOut(Schema):
     held: int
     available: int
     low_balance_level: int
+    low: bool  # available at or below low_balance_level: the banner's and `credits.low`'s test
     period: str  # the calendar month the limits count, YYYY-MM
     team_monthly_cap: int | None
     team_committed: int
@@ -49,6 +50,7 @@ def credits(request):
             "held": account.held,
             "available": account.available,
             "low_balance_level": account.low_balance_level,
+            "low": budgets.account_is_low(account),
             "period": budgets.period_key(),
             "team_monthly_cap": cap,
             "team_committed": team_committed,

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Sum
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from studio.billing.errors import BudgetExceeded
@@ -29,18 +29,57 @@ def period_key(now: datetime | None = None) -> str:
     return period_start(now).strftime("%Y-%m")
 
 
+# --- The one definition of "this month's spending" -------------------------------------------
+# A job's credits belong to the calendar month (site time zone, UTC) in which they were reserved:
+# while the job runs they are held, once its video is delivered they are spent, and a refund takes
+# them out again. Budgets have to count this way, because a cap or a limit is checked when a job is
+# reserved: counting by capture month would let a month's jobs finish next month and slip past it.
+# The usage chart and the staff pages count with the same function, so every page agrees.
+def commitments(*, since: datetime, until: datetime) -> QuerySet:
+    """Reservations made in [since, until) and not refunded: each one held or spent."""
+    refunded = LedgerEntry.objects.filter(reservation=OuterRef("pk"), kind=EntryKind.RELEASE)
+    return LedgerEntry.objects.filter(
+        kind=EntryKind.RESERVE, created_at__gte=since, created_at__lt=until
+    ).exclude(Exists(refunded))
+
+
+def month_commitments(now: datetime | None = None) -> QuerySet:
+    return commitments(since=period_start(now), until=next_period_start(now))
+
+
 def committed(team: Team, member=None, now: datetime | None = None) -> int:
-    """Credits reserved this month and not given back: held plus captured."""
-    released = LedgerEntry.objects.filter(job=OuterRef("job"), kind=EntryKind.RELEASE)
-    entries = LedgerEntry.objects.filter(
-        team=team,
-        kind=EntryKind.RESERVE,
-        created_at__gte=period_start(now),
-        created_at__lt=next_period_start(now),
-    ).exclude(Exists(released))
+    """This month's spending: credits reserved this month and not refunded, held plus spent."""
+    entries = month_commitments(now).filter(team=team)
     if member is not None:
         entries = entries.filter(member=member)
     return entries.aggregate(total=Sum("amount"))["total"] or 0
+
+
+def committed_by_member(team: Team, now: datetime | None = None) -> dict[int | None, int]:
+    """This month's spending per member (user id), in one query."""
+    rows = (
+        month_commitments(now)
+        .filter(team=team)
+        .order_by()
+        .values_list("member_id")
+        .annotate(total=Sum("amount"))
+    )
+    return dict(rows)
+
+
+# --- The one definition of "low balance" ------------------------------------------------------
+def is_low(available: int, level: int) -> bool:
+    """Low balance: available credits at or below the team's warning level."""
+    return available <= level
+
+
+def low_condition(available: str, level: str) -> Q:
+    """`is_low` in SQL, for a query that ranks or flags many teams at once."""
+    return Q(**{f"{available}__lte": F(level)})
+
+
+def account_is_low(account: CreditAccount) -> bool:
+    return is_low(account.available, account.low_balance_level)
 
 
 # A member limit not read yet (None means "no limit"), so a caller that has read it can pass it.
@@ -95,12 +134,43 @@ def _shown(raw: str) -> str:
     return repr(raw) if len(raw) <= 40 else f"{raw[:20]!r}… ({len(raw)} characters)"
 
 
-def set_limits(account: CreditAccount, team_fields: dict, member_limits: dict[int, int | None]):
-    account.monthly_cap = team_fields["monthly_cap"]
-    account.low_balance_level = team_fields["low_balance_level"]
-    account.save(update_fields=["monthly_cap", "low_balance_level"])
-    for membership_id, limit in member_limits.items():
-        Membership.objects.filter(pk=membership_id, team=account.team).update(monthly_limit=limit)
+def set_limits(
+    actor, account: CreditAccount, team_fields: dict, member_limits: dict[int, int | None]
+) -> None:
+    """Save the team's cap and warning level and its members' limits: all of them or, if any write
+    fails, none. Recorded in the audit log with before and after, as staff edits are."""
+    from studio.billing.staff import record  # staff's module imports this one
+
+    team = account.team
+    with transaction.atomic():
+        locked = CreditAccount.objects.select_for_update().get(pk=account.pk)
+        memberships = {
+            m.pk: m
+            for m in Membership.objects.filter(team=team, pk__in=member_limits)
+            .select_related("user")
+            .select_for_update(of=("self",))
+        }
+        before, after = {}, {}
+        for field in ("monthly_cap", "low_balance_level"):
+            if getattr(locked, field) != team_fields[field]:
+                before[field], after[field] = getattr(locked, field), team_fields[field]
+                setattr(locked, field, team_fields[field])
+        if after:
+            locked.save(update_fields=list(after))
+        for membership_id, limit in member_limits.items():
+            membership = memberships.get(membership_id)
+            if membership is None or membership.monthly_limit == limit:
+                continue
+            key = f"limit of {membership.user.email}"
+            before[key], after[key] = membership.monthly_limit, limit
+            updated = Membership.objects.filter(pk=membership_id, team=team).update(
+                monthly_limit=limit
+            )
+            if updated != 1:
+                raise IntegrityError(f"membership {membership_id} changed while saving budgets")
+        if after:
+            record(actor, "budgets.edit", team, before=before, after=after)
+    account.monthly_cap, account.low_balance_level = locked.monthly_cap, locked.low_balance_level
 
 
 def _thresholds(key: str, who: str, used: int, limit: int) -> list[tuple[str, str]]:
@@ -131,7 +201,7 @@ def warnings_due(
     limit = member_limit(team, member) if limit is UNREAD else limit
     if limit:
         due += _thresholds(f"member-{member.pk}", f"{member} has", committed(team, member), limit)
-    if account.available <= account.low_balance_level:
+    if account_is_low(account):
         due.append(
             (
                 LOW_BALANCE,

@@ -4,11 +4,9 @@ from django.db import transaction
 from django.db.models import (
     BooleanField,
     Count,
-    Exists,
     ExpressionWrapper,
     F,
     OuterRef,
-    Q,
     Subquery,
     Sum,
     Value,
@@ -19,8 +17,6 @@ from studio.billing import budgets, ledger
 from studio.models import (
     AuditEntry,
     CreditAccount,
-    EntryKind,
-    LedgerEntry,
     Membership,
     PriceBookVersion,
     PriceRule,
@@ -114,14 +110,11 @@ def edit_prices(actor, version_id: int, changes: dict[int, dict], *, note: str) 
 
 
 def teams_with_figures():
-    """Teams with their credit figures, this month's committed credits (as `budgets.committed`
-    counts them), a low-balance flag and a member count, all in one query."""
-    released = LedgerEntry.objects.filter(job=OuterRef("job"), kind=EntryKind.RELEASE)
+    """Teams with their credit figures, this month's committed credits and the low-balance flag
+    (by the definitions in `budgets`), and a member count, all in one query."""
     committed = (
-        LedgerEntry.objects.filter(
-            team=OuterRef("pk"), kind=EntryKind.RESERVE, created_at__gte=budgets.period_start()
-        )
-        .exclude(Exists(released))
+        budgets.month_commitments()
+        .filter(team=OuterRef("pk"))
         .order_by()
         .values("team")
         .annotate(total=Sum("amount"))
@@ -144,5 +137,7 @@ def teams_with_figures():
         monthly_cap=F("credits__monthly_cap"),
         committed=Coalesce(Subquery(committed), 0),
         member_count=Coalesce(Subquery(members), 0),
-        is_low=ExpressionWrapper(Q(available__lte=F("low_level")), output_field=BooleanField()),
+        is_low=ExpressionWrapper(
+            budgets.low_condition("available", "low_level"), output_field=BooleanField()
+        ),
     )

@@ -3,28 +3,35 @@ SVG chart of it. Read-only: nothing here moves credits."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from html import escape
+from uuid import UUID
 
+from django.db import connection
 from django.db.models import (
     BigIntegerField,
+    BooleanField,
     Case,
     CharField,
     DateField,
-    Exists,
+    ExpressionWrapper,
     F,
-    OuterRef,
+    Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
     When,
+    Window,
 )
+from django.db.models.expressions import RowRange
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeString, mark_safe
 
-from studio.billing.budgets import period_start
-from studio.models import EntryKind, LedgerEntry, Team
+from studio.billing.budgets import commitments, next_period_start, period_start
+from studio.models import CreditAccount, EntryKind, LedgerEntry, Team
 from studio.models.billing import EFFECTS
 from studio.providers import PROVIDERS, label_of
 
@@ -69,28 +76,34 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def filter_ledger(
-    entries: QuerySet,
+def ledger_filter(
     *,
     member: int | None = None,
     provider: str = "",
     kind: str = "",
     date_from: date | None = None,
     date_to: date | None = None,
-) -> QuerySet:
-    """Narrow ledger entries; the dates are whole days in the site's time zone, both included."""
+) -> Q:
+    """The condition of the ledger's filters; the dates are whole days in the site's time zone,
+    both included."""
+    condition = Q()
     if member:
-        entries = entries.filter(member_id=member)
+        condition &= Q(member_id=member)
     if provider:
-        entries = entries.filter(provider=provider)
+        condition &= Q(provider=provider)
     if kind:
-        entries = entries.filter(kind=kind)
+        condition &= Q(kind=kind)
     # Bounds on created_at itself rather than created_at__date, so the index still serves.
     if date_from:
-        entries = entries.filter(created_at__gte=_day_start(date_from))
+        condition &= Q(created_at__gte=_day_start(date_from))
     if date_to:
-        entries = entries.filter(created_at__lt=_day_start(date_to + timedelta(days=1)))
-    return entries
+        condition &= Q(created_at__lt=_day_start(date_to + timedelta(days=1)))
+    return condition
+
+
+def filter_ledger(entries: QuerySet, **filters) -> QuerySet:
+    """Narrow ledger entries by `ledger_filter`."""
+    return entries.filter(ledger_filter(**filters))
 
 
 def ledger_providers(team: Team) -> list[tuple[str, str]]:
@@ -108,6 +121,82 @@ def ledger_providers(team: Team) -> list[tuple[str, str]]:
     return sorted(choices.items(), key=lambda item: item[1].lower())
 
 
+# --- Running figures ----------------------------------------------------------------------------
+# The balance and available credits just after an entry are the team's, whatever filter listed
+# the entry: today's figures (the cached account, which moves in every entry's transaction) less
+# every change newer than it. A window sums the changes from the newest entry down, so a page reads
+# only the entries from its oldest row on, and never brings the ledger into Python.
+NEWEST_FIRST = (F("created_at").desc(), F("id").desc())
+
+
+def _balance_effect(kind) -> int:
+    return EFFECTS[kind][0]
+
+
+def _available_effect(kind) -> int:
+    return EFFECTS[kind][0] - EFFECTS[kind][1]
+
+
+def _running_sql(
+    team: Team, listed: list[int] | Q, columns: dict[str, object], since=None
+) -> tuple[str, list]:
+    """SQL giving `columns` of the listed entries (their ids, or the filters' condition), newest
+    first, then the team's balance and available after each.
+
+    `since`: a datetime or an entry no listed entry is older than, which bounds the window."""
+    window = LedgerEntry.objects.filter(team=team)
+    if isinstance(since, LedgerEntry):
+        window = window.filter(
+            Q(created_at__gt=since.created_at) | Q(created_at=since.created_at, id__gte=since.pk)
+        )
+    elif since is not None:
+        window = window.filter(created_at__gte=since)
+    account = CreditAccount.objects.filter(team=team)
+    figures = {}
+    for name, effect in (("balance", _balance_effect), ("available", _available_effect)):
+        figures[f"r_{name}"] = _signed(effect)
+        figures[f"r_{name}_newer"] = Window(
+            Sum(_signed(effect)), order_by=NEWEST_FIRST, frame=RowRange(start=None, end=0)
+        )
+    figures["r_balance_now"] = Subquery(account.values("balance")[:1])
+    figures["r_available_now"] = Subquery(
+        account.annotate(now=F("balance") - F("held")).values("now")[:1]
+    )
+    # A column beside the window rather than a filter of its rows: hidden rows still count.
+    condition = (listed or Q(pk__isnull=False)) if isinstance(listed, Q) else Q(pk__in=listed)
+    figures["r_listed"] = ExpressionWrapper(condition, output_field=BooleanField())
+    names = {name: f"c_{name}" for name in ("id", "created_at", *columns)}
+    window = (
+        window.order_by()
+        .annotate(c_id=F("id"), c_created_at=F("created_at"))
+        .annotate(**{names[name]: value for name, value in columns.items()}, **figures)
+        .values(*names.values(), *figures)
+    )
+    window_sql, window_params = window.query.sql_with_params()
+    shown = ", ".join(f"w.{alias}" for alias in names.values())
+    sql = (
+        f"SELECT {shown}, "
+        "w.r_balance_now - w.r_balance_newer + w.r_balance, "
+        "w.r_available_now - w.r_available_newer + w.r_available "
+        f"FROM ({window_sql}) w WHERE w.r_listed "
+        "ORDER BY w.c_created_at DESC, w.c_id DESC"
+    )
+    return sql, list(window_params)
+
+
+def add_running_figures(team: Team, entries: list[LedgerEntry]) -> None:
+    """Set `balance_after` and `available_after` on each of a page of entries, in one query."""
+    if not entries:
+        return
+    oldest = min(entries, key=lambda e: (e.created_at, e.pk))
+    sql, params = _running_sql(team, [e.pk for e in entries], {}, since=oldest)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        after = {row[0]: row[2:] for row in cursor.fetchall()}
+    for entry in entries:
+        entry.balance_after, entry.available_after = after[entry.pk]
+
+
 CSV_HEADER = [
     "date",
     "kind",
@@ -119,30 +208,83 @@ CSV_HEADER = [
     "provider",
     "reason",
     "actor",
+    "balance after",
+    "available after",
 ]
+CSV_COLUMNS = {
+    "kind": F("kind"),
+    "amount": F("amount"),
+    "balance_change": _signed(_balance_effect),
+    "available_change": _signed(_available_effect),
+    "job": F("job_id"),
+    "member": F("member__email"),
+    "provider": F("provider"),
+    "reason": F("reason"),
+    "actor": F("actor__email"),
+}
 
 
-def _cell(text: str) -> str:
+def _cell(text) -> str:
     # A spreadsheet would run a cell starting like a formula; the quote makes it plain text.
+    text = text or ""
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def csv_rows(entries: QuerySet) -> Iterator[list]:
-    """The header, then one row per entry, read in chunks so a long ledger streams."""
+def _job_id(value) -> str:
+    if value is None:
+        return ""
+    return str(value if isinstance(value, UUID) else UUID(value))  # SQLite: 32 hex digits
+
+
+def _moment(value, zone) -> str:
+    if isinstance(value, str):  # SQLite hands a raw query's datetimes back as text
+        value = parse_datetime(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(zone).isoformat()
+
+
+def csv_rows(team: Team, filters: dict, *, chunk_size: int = 5000) -> Iterator:
+    """The header, then one row per entry the filters (`ledger_filter`'s) select, with the team's
+    figures after it: plain tuples read a chunk at a time from a server-side cursor, so a long
+    ledger streams."""
     yield CSV_HEADER
-    for e in entries.iterator(chunk_size=500):
-        yield [
-            timezone.localtime(e.created_at).isoformat(),
-            e.kind,
-            e.amount,
-            e.balance_change,
-            e.available_change,
-            str(e.job_id or ""),
-            _cell(e.member.email if e.member else ""),
-            _cell(e.provider),
-            _cell(e.reason),
-            _cell(e.actor.email if e.actor else ""),
-        ]
+    start = filters.get("date_from")
+    since = _day_start(start) if start else None
+    sql, params = _running_sql(team, ledger_filter(**filters), CSV_COLUMNS, since=since)
+    zone = timezone.get_current_timezone()
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(chunk_size):
+            for (
+                _,
+                created_at,
+                kind,
+                amount,
+                balance_change,
+                available_change,
+                job,
+                member,
+                provider,
+                reason,
+                actor,
+                balance_after,
+                available_after,
+            ) in rows:
+                yield (
+                    _moment(created_at, zone),
+                    kind,
+                    amount,
+                    balance_change,
+                    available_change,
+                    _job_id(job),
+                    _cell(member),
+                    _cell(provider),
+                    _cell(reason),
+                    _cell(actor),
+                    balance_after,
+                    available_after,
+                )
 
 
 # --- Monthly usage ------------------------------------------------------------------------------
@@ -202,42 +344,60 @@ def month_starts(months: int, now: datetime | None = None) -> list[date]:
 GROUPS = {"member": ("member_id", "member__email"), "provider": ("provider",)}
 
 
-def monthly_usage(team: Team, months: int = 6, by: str = "member", now=None) -> Usage:
-    """Per month and per member (whose job) or provider: credits spent, i.e. captured that month,
-    and credits held, i.e. reserved that month for jobs not settled yet."""
-    if by not in GROUPS:
-        raise ValueError(f"usage is by member or by provider, not {by!r}")
-    if months < 1:
-        raise ValueError("usage needs at least one month")
-    starts = month_starts(months, now)
-    recent = LedgerEntry.objects.filter(team=team, created_at__gte=_day_start(starts[0]))
-    settled = LedgerEntry.objects.filter(job=OuterRef("job"), kind__in=[K.CAPTURE, K.RELEASE])
-    figures = {
-        "spent": recent.filter(kind=K.CAPTURE),
-        "held": recent.filter(kind=K.RESERVE).exclude(Exists(settled)),
-    }
+def _monthly_rows(team: Team, starts: list[date]) -> list[dict]:
+    """This month's spending (`budgets.commitments`, one definition everywhere) for each month
+    in `starts`, member and provider: one query over the team's reservations of those months."""
+    until = next_period_start(_day_start(starts[-1]))
+    # Refunds are already out, so a reservation with a settlement is a captured one. A join, not
+    # a subquery per row: cheap enough that PostgreSQL does not stop to compile it (JIT).
+    return list(
+        commitments(since=_day_start(starts[0]), until=until)
+        .filter(team=team)
+        .annotate(month=TruncMonth("created_at", output_field=DateField()))
+        .order_by()
+        .values("month", "member_id", "member__email", "provider")
+        .annotate(
+            spent=Sum("amount", filter=Q(settlement__isnull=False), default=0),
+            held=Sum("amount", filter=Q(settlement__isnull=True), default=0),
+        )
+    )
+
+
+def _usage(by: str, starts: list[date], rows: list[dict]) -> Usage:
+    months = len(starts)
     index = {month: i for i, month in enumerate(starts)}
     found: dict[str, dict] = {}
-    for figure, entries in figures.items():
-        totals = (
-            entries.annotate(month=TruncMonth("created_at", output_field=DateField()))
-            .order_by()
-            .values("month", *GROUPS[by])
-            .annotate(total=Sum("amount"))
+    for row in rows:
+        if row["month"] not in index:
+            continue
+        key, label = _key_and_label(by, row)
+        series = found.setdefault(
+            key, {"label": label, "spent": [0] * months, "held": [0] * months}
         )
-        for row in totals:
-            if row["month"] not in index:  # dated after `now`, when `now` is in the past
-                continue
-            key, label = _key_and_label(by, row)
-            series = found.setdefault(
-                key, {"label": label, "spent": [0] * months, "held": [0] * months}
-            )
-            series[figure][index[row["month"]]] += row["total"]
+        series["spent"][index[row["month"]]] += row["spent"]
+        series["held"][index[row["month"]]] += row["held"]
     series = [
         Series(key, s["label"], tuple(s["spent"]), tuple(s["held"])) for key, s in found.items()
     ]
     series.sort(key=lambda s: (-s.total, s.label.lower()))
     return Usage(by, tuple(starts), tuple(series))
+
+
+def monthly_usages(team: Team, months: int = 6, now=None) -> dict[str, Usage]:
+    """Per month, by member (whose job) and by provider, from one query: credits of jobs reserved
+    that month, spent once the video was delivered and held while the job runs (refunds are out).
+    This month's column is what budgets count as this month's spending."""
+    if months < 1:
+        raise ValueError("usage needs at least one month")
+    starts = month_starts(months, now)
+    rows = _monthly_rows(team, starts)
+    return {by: _usage(by, starts, rows) for by in GROUPS}
+
+
+def monthly_usage(team: Team, months: int = 6, by: str = "member", now=None) -> Usage:
+    if by not in GROUPS:
+        raise ValueError(f"usage is by member or by provider, not {by!r}")
+    return monthly_usages(team, months, now)[by]
 
 
 def _key_and_label(by: str, row: dict) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""Monthly limits: owners and admins set the team cap, the low-balance level and member limits."""
+"""Monthly limits: owners and admins set the team cap, the low-balance level and member limits,
+all at once or not at all, each change in the audit log."""
 
 from django import forms
 from django.contrib import messages
@@ -30,7 +31,7 @@ def budgets(request):
         form = TeamBudgetForm(request.POST)
         limits, errors = budget_rules.parse_member_limits(members, request.POST)
         if form.is_valid() and not errors:
-            budget_rules.set_limits(account, form.cleaned_data, limits)
+            budget_rules.set_limits(request.user, account, form.cleaned_data, limits)
             messages.success(request, "Budgets saved.")
             return redirect("budgets", team_slug=request.team.slug)
         for message in errors:
@@ -42,6 +43,7 @@ def budgets(request):
                 "low_balance_level": account.low_balance_level,
             }
         )
-    rows = [(m, budget_rules.committed(request.team, m.user)) for m in members]
-    context = {"form": form, "rows": rows, "committed": budget_rules.committed(request.team)}
+    spent = budget_rules.committed_by_member(request.team)
+    rows = [(m, spent.get(m.user_id, 0)) for m in members]
+    context = {"form": form, "rows": rows, "committed": sum(spent.values())}
     return render(request, "studio/budgets.html", context)

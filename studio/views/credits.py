@@ -1,6 +1,7 @@
 """The team's credits page: figures, the ledger with filters and a CSV export, monthly usage."""
 
 import csv
+import io
 from datetime import date
 
 from django import forms
@@ -70,15 +71,20 @@ class LedgerFilter(forms.Form):
 
 
 def _overview(team) -> dict:
+    """The figures and both charts. This month's spending is the charts' last column, summed: one
+    query gives both, by the one definition in `budgets.commitments`."""
     account = ledger.account(team)
-    committed = budgets.committed(team)
+    usages = usage.monthly_usages(team)
+    committed = sum(usages["member"].month_totals()[-1:])
     charts = []
     for by, title in (("member", "Credits by member"), ("provider", "Credits by provider")):
-        by_month = usage.monthly_usage(team, by=by)
-        svg = usage.usage_svg(by_month, title=f"{title}, last six months", id_prefix=f"usage-{by}")
-        charts.append({"by": by, "title": title, "usage": by_month, "svg": svg})
+        svg = usage.usage_svg(
+            usages[by], title=f"{title}, last six months", id_prefix=f"usage-{by}"
+        )
+        charts.append({"by": by, "title": title, "usage": usages[by], "svg": svg})
     return {
         "account": account,
+        "low": budgets.account_is_low(account),
         "committed": committed,
         "cap_left": None
         if account.monthly_cap is None
@@ -95,10 +101,13 @@ def credits_page(request):
     filters = LedgerFilter(request.GET, request.team)
     entries = filters.entries().select_related("job")
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    usage.add_running_figures(request.team, page.object_list)
     context = {"filters": filters, "page": page, "query": query_without_page(request)}
     template = partial_or_page(request, "studio/credits.html", "ledger")
     if "#" not in template:  # the figures and charts are only drawn on a whole page
         context |= _overview(request.team)
+        request.credit_account = context["account"]  # the header's banner reads the same row
     return render(request, template, context)
 
 
@@ -107,6 +116,20 @@ class _Echo:
 
     def write(self, value):
         return value
+
+
+def _csv_text(rows, rows_per_piece: int = 1000):
+    """CSV text a thousand rows at a time: a streaming response handles each piece it is given,
+    so one per row would cost more than writing the rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for n, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if n % rows_per_piece == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 @team_view()
@@ -120,9 +143,8 @@ def ledger_csv(request):
             for name, e in filters.errors.items()
         ]
         return HttpResponseBadRequest("\n".join(problems), content_type="text/plain")
-    writer = csv.writer(_Echo())
     response = StreamingHttpResponse(
-        (writer.writerow(row) for row in usage.csv_rows(filters.entries())),
+        _csv_text(usage.csv_rows(request.team, filters.cleaned_data)),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="{request.team.slug}-ledger.csv"'

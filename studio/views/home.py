@@ -2,6 +2,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.vary import vary_on_headers
 
 from studio.access import CURRENT_TEAM_KEY, team_view
+from studio.billing import ledger
 from studio.models import Job
 from studio.views.htmx import partial_or_page
 
@@ -26,6 +27,9 @@ def dashboard(request):
     jobs = Job.objects.filter(team=request.team).select_related("creator")[:12]
     active = any(job.is_active for job in jobs)
     context = {"jobs": jobs, "poll": active}
+    if not request.htmx:  # the whole page shows the team's available credits
+        # (the header's banner reads the same row)
+        context["credits_account"] = request.credit_account = ledger.account(request.team)
     return render(
         request, partial_or_page(request, "studio/dashboard.html", "recent-jobs"), context
     )
