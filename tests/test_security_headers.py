@@ -198,3 +198,12 @@ def test_x_forwarded_proto_is_honoured_when_a_proxy_is_said_to_set_it():
     assert answer["proxy_header"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert answer["forwarded_status"] == 200  # already HTTPS at the proxy: no redirect
     assert json.loads(answer["forwarded_body"]) == {"secure": True}
+
+
+@pytest.mark.django_db
+def test_the_policy_built_once_is_the_settings_policy_and_follows_them(client, settings):
+    from csp.utils import build_policy
+
+    assert client.get("/accounts/login/")["Content-Security-Policy"] == build_policy()
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    assert client.get("/accounts/login/")["Content-Security-Policy"] == "default-src 'none'"
