@@ -403,9 +403,8 @@ def main() -> None:
         for name, target in TARGETS.items():
             page = next(p for p in pages if p.name == name)
             ratio = page.rate / trivial.rate
-            print(
-                f"{name} {ratio:.3f}× trivial (target ≥ {target}) {seeding.verdict(ratio >= target)}"
-            )
+            met = seeding.verdict(ratio >= target)
+            print(f"{name} {ratio:.3f}× trivial (target ≥ {target}) {met}")
         print(
             f"status partial {counts['status partial'][1]} queries, "
             f"{counts['status partial'][2]} writes (target ≤ {TARGET_STATUS_QUERIES}, none) "

@@ -3,8 +3,9 @@
 Where the finish time comes from, best first: the provider's own hint (`job.eta_at`); the median
 run time (running → finished) of the provider's last successes with the same model; the
 provider's typical run time (`estimated_run`). The local engine reports real frame progress, so
-it gets no estimate. The median is cached per provider and model for a minute, in each process's own memory: the job page polls
-its status every two seconds, and that costs at most one extra query a minute.
+it gets no estimate. The median is cached per provider and model for a minute, in each process's
+own memory: the job page polls its status every two seconds, and that costs at most one extra
+query a minute per process.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def recent_run_time(provider_key: str, model: str) -> timedelta | None:
     seconds = caches["local"].get(key, _MISSING)
     if seconds is _MISSING:
         seconds = _median_seconds(provider_key, model)
-        caches["local"].set(key, seconds, CACHE_SECONDS)  # None too: no history is worth remembering
+        # None too: having no history is worth remembering
+        caches["local"].set(key, seconds, CACHE_SECONDS)
     return None if seconds is None else timedelta(seconds=seconds)
 
 
