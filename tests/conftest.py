@@ -211,3 +211,31 @@ FAST_PARAMS = {
     "motion": "zoom_in",
     "strength": 5,
 }
+
+
+@pytest.fixture
+def finished_remote_job(personas, tmp_path):
+    """A Stability job whose output we already hold, ready to be copied into place."""
+    import io
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from PIL import Image
+
+    from studio.engine import RenderSettings, render_video
+    from studio.models import Job, JobState
+    from tests.factories import make_job
+
+    video = tmp_path / "out.mp4"
+    with Image.open(io.BytesIO(make_image_bytes())) as image:
+        render_video(image, video, RenderSettings.from_mapping(FAST_PARAMS))
+    job = make_job(personas.team, personas.member, state=JobState.RUNNING)
+    raw = f"provider-outputs/{job.team_id}/{job.pk.hex}.mp4"
+    default_storage.save(raw, ContentFile(video.read_bytes()))
+    Job.objects.filter(pk=job.pk).update(
+        provider="stability",
+        model="stable-video-diffusion",
+        output_ref=f"stored:{raw}",
+        output_format="mp4",
+    )
+    return job

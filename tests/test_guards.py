@@ -6,12 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.core.files.base import ContentFile
 from django.utils import timezone
-from PIL import Image
 
 from studio import tasks
-from studio.engine import RenderSettings, render_video
 from studio.jobs import outputs
 from studio.jobs.states import transition
 from studio.jobs.submit import submit_job
@@ -119,26 +116,6 @@ def test_a_render_that_loses_the_final_race_deletes_its_files(personas, media_ro
     job.refresh_from_db()
     assert job.state == S.CANCELED and not job.video and not job.poster
     assert stored_files(media_root, "videos", "posters") == []
-
-
-@pytest.fixture
-def finished_remote_job(personas, tmp_path):
-    """A Stability job whose output we already hold (the provider streamed it to us)."""
-    video = tmp_path / "out.mp4"
-    with Image.open(__import__("io").BytesIO(make_image_bytes())) as image:
-        render_video(image, video, RenderSettings.from_mapping(FAST_PARAMS))
-    job = make_job(personas.team, personas.member, state=S.RUNNING)
-    raw = f"provider-outputs/{job.team_id}/{job.pk.hex}.mp4"
-    from django.core.files.storage import default_storage
-
-    default_storage.save(raw, ContentFile(video.read_bytes()))
-    Job.objects.filter(pk=job.pk).update(
-        provider="stability",
-        model="stable-video-diffusion",
-        output_ref=f"stored:{raw}",
-        output_format="mp4",
-    )
-    return job
 
 
 def test_a_copy_that_loses_the_final_race_deletes_its_files(

@@ -1,7 +1,6 @@
 """Issue 9: nothing of a failed job stays on disk — neither what a failed store already wrote,
 nor the scratch folder of a worker killed mid-render."""
 
-import io
 import os
 import signal
 import subprocess
@@ -11,17 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage, default_storage
-from PIL import Image
+from django.core.files.storage import FileSystemStorage
 
 from studio import tasks
-from studio.engine import RenderSettings, render_video
+from studio.engine import render_video
 from studio.jobs import outputs, scratch
 from studio.jobs.states import transition
-from studio.models import Job, JobState
+from studio.models import JobState
 from studio.providers import PROVIDERS
-from tests.conftest import FAST_PARAMS, make_image_bytes
 from tests.factories import make_job
 
 S = JobState
@@ -74,24 +70,6 @@ def test_a_render_that_fails_while_storing_leaves_no_file(
     assert files_under(media_root / "videos") == []  # the stored video, or the partial one
     assert files_under(media_root / "posters") == []
     assert list(scratch_dir.iterdir()) == []  # its scratch folder went too
-
-
-@pytest.fixture
-def finished_remote_job(personas, tmp_path):
-    """A Stability job whose output we already hold, ready to be copied into place."""
-    video = tmp_path / "out.mp4"
-    with Image.open(io.BytesIO(make_image_bytes())) as image:
-        render_video(image, video, RenderSettings.from_mapping(FAST_PARAMS))
-    job = make_job(personas.team, personas.member, state=S.RUNNING)
-    raw = f"provider-outputs/{job.team_id}/{job.pk.hex}.mp4"
-    default_storage.save(raw, ContentFile(video.read_bytes()))
-    Job.objects.filter(pk=job.pk).update(
-        provider="stability",
-        model="stable-video-diffusion",
-        output_ref=f"stored:{raw}",
-        output_format="mp4",
-    )
-    return job
 
 
 def test_copying_an_output_that_fails_while_storing_leaves_no_file(
