@@ -47,6 +47,7 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -406,6 +407,32 @@ class Load:
                 i += 1
 
 
+def run_rounds(make_load, endpoints, server, database: str, rounds: int, seconds: float):
+    """Warm every endpoint (each worker imports the URLconf, opens its connection), find the
+    server's PostgreSQL backends, then measure in rounds whose order rotates so drifting noise
+    hits every endpoint alike. Returns (server pids, database backend pids)."""
+    from django.db import connection
+
+    server_pids = [server.pid, *children(server.pid)]
+    warm = make_load(server_pids, [])
+    for endpoint in endpoints:
+        warm.run(Endpoint(endpoint.name, endpoint.paths), 1.0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [database],
+        )
+        db_pids = [row[0] for row in cursor.fetchall()]
+    connection.close()
+    load = make_load(server_pids, db_pids)
+    for round_no in range(rounds):
+        shift = round_no % len(endpoints)
+        for endpoint in endpoints[shift:] + endpoints[:shift]:
+            load.run(endpoint, seconds)
+            load.serial(endpoint, seconds / 4)
+    return server_pids, db_pids
+
+
 # --- In-process measurements ----------------------------------------------------------------
 def count_queries(client, path: str, token: str) -> tuple[int, list[str]]:
     from django.db import connection
@@ -623,23 +650,8 @@ def main() -> None:
             Endpoint("job GET", get_paths),
             Endpoint("job list", [list_path]),
         ]
-        server_pids = [server.pid, *children(server.pid)]
-        warm = Load(site, token, args.threads, server_pids, [])
-        for endpoint in endpoints:  # each worker imports the URLconf, opens its connection
-            warm.run(Endpoint(endpoint.name, endpoint.paths), 1.0)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                [DATABASE],
-            )
-            db_pids = [row[0] for row in cursor.fetchall()]
-        connection.close()
-        load = Load(site, token, args.threads, server_pids, db_pids)
-        for round_no in range(args.rounds):
-            shift = round_no % len(endpoints)
-            for endpoint in endpoints[shift:] + endpoints[:shift]:
-                load.run(endpoint, args.seconds)
-                load.serial(endpoint, args.seconds / 4)
+        make_load = partial(Load, site, token, args.threads)
+        run_rounds(make_load, endpoints, server, DATABASE, args.rounds, args.seconds)
         setup.stop(server)
         server = None
         load_after = os.getloadavg()[0]

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -326,23 +327,10 @@ def main() -> None:
         pages = [seeding.Endpoint("trivial", ["/bench/trivial/"])] + [
             seeding.Endpoint(name, page_list) for name, page_list in paths.items()
         ]
-        server_pids = [server.pid, *seeding.children(server.pid)]
-        warm = PageLoad(site, cookie, args.threads, server_pids, [])
-        for page in pages:
-            warm.run(seeding.Endpoint(page.name, page.paths), 1.0)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                [DATABASE],
-            )
-            db_pids = [row[0] for row in cursor.fetchall()]
-        connection.close()
-        load = PageLoad(site, cookie, args.threads, server_pids, db_pids)
-        for round_no in range(args.rounds):
-            shift = round_no % len(pages)
-            for page in pages[shift:] + pages[:shift]:
-                load.run(page, args.seconds)
-                load.serial(page, args.seconds / 4)
+        make_load = partial(PageLoad, site, cookie, args.threads)
+        server_pids, db_pids = seeding.run_rounds(
+            make_load, pages, server, DATABASE, args.rounds, args.seconds
+        )
         all_running = [f"/t/{owner.team.slug}/jobs/{j.pk}/status/" for j in jobs]
         all_running = [p for p, j in zip(all_running, jobs, strict=True) if j.state == "running"]
         share, polls, poll_failures = poll_share(
