@@ -28,7 +28,7 @@ for _ in range(5):
 """
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_failed_logins_in_one_process_throttle_the_account_in_another(client):
     assert not settings.REDIS_URL, "this test is about the embedded default, without Redis"
     assert isinstance(caches["default"], DatabaseCache)
