@@ -90,7 +90,7 @@ def open_form(browser, live_server, personas, aimlapi):
 def choose_kling(page):
     page.select_option("select[name=provider]", "aimlapi")
     page.wait_for_selector("#brush-canvas", state="visible")
-    page.wait_for_function("document.getElementById('brush-canvas').width > 1")
+    page.wait_for_function("() => document.getElementById('brush-canvas').width > 1")
 
 
 def at(page, fx, fy) -> tuple[float, float]:
@@ -168,7 +168,7 @@ def test_a_member_paints_what_stays_still_and_what_moves_and_kling_receives_the_
     page.wait_for_selector("#brush-canvas", state="detached")
     choose_kling(page)
     page.wait_for_function(
-        "document.getElementById('brush-status').textContent.startsWith('Still area painted')"
+        "() => document.getElementById('brush-status').textContent.startsWith('Still area painted')"
     )
 
     submit(page)
@@ -234,7 +234,7 @@ def test_an_end_frame_with_paint_is_stopped_in_the_browser_with_klings_words(
     # goes alone.
     page.set_input_files("input[name=image]", photos("street-2.jpg", (1200, 800)))
     page.wait_for_function(
-        "document.getElementById('brush-status').textContent.includes('starts again')"
+        "() => document.getElementById('brush-status').textContent.includes('starts again')"
     )
     page.set_input_files("input[name=tail_image]", photos("street-end.jpg"))
     expect(error).to_have_text("")

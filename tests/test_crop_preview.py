@@ -98,7 +98,9 @@ def open_with(page, url, photo):
     page.goto(url)
     assert page.locator("#crop-preview-box").is_hidden()  # nothing to show before a file
     page.set_input_files("input[name=image]", photo)
-    page.wait_for_function("document.getElementById('crop-preview-caption').textContent !== ''")
+    page.wait_for_function(
+        "() => document.getElementById('crop-preview-caption').textContent !== ''"
+    )
     return page.locator("#crop-preview")
 
 
@@ -141,11 +143,11 @@ def test_a_click_near_the_right_edge_moves_the_focus_right(site, phone, tmp_path
 
     phone.select_option("select[name=orientation]", "portrait")
     phone.wait_for_function(
-        "document.getElementById('crop-preview-caption').textContent.includes('576×1024')"
+        "() => document.getElementById('crop-preview-caption').textContent.includes('576×1024')"
     )
     phone.select_option("select[name=orientation]", "square")
     phone.wait_for_function(
-        "document.getElementById('crop-preview-caption').textContent.includes('768×768')"
+        "() => document.getElementById('crop-preview-caption').textContent.includes('768×768')"
     )
 
 
@@ -222,14 +224,14 @@ def test_without_stability_fields_it_is_a_plain_preview(site, phone, tmp_path):
     assert canvas_brightness(phone, 0.02, 0.5) > 100  # drawn (mid-grey there), not darkened
 
     phone.set_input_files("input[name=image]", [])
-    phone.wait_for_function("document.getElementById('crop-preview-box').hidden")
+    phone.wait_for_function("() => document.getElementById('crop-preview-box').hidden")
 
     phone.set_input_files(
         "input[name=image]",
         files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not a picture"}],
     )
     phone.wait_for_function(
-        "document.getElementById('crop-preview-caption').textContent"
+        "() => document.getElementById('crop-preview-caption').textContent"
         ".includes('cannot be previewed')"
     )
     assert phone.locator("#crop-preview").is_hidden()

@@ -255,7 +255,7 @@ def chosen_file(page) -> str:
 
 def previewed(page) -> str:
     page.wait_for_function(
-        "document.getElementById('crop-preview-caption').textContent !== ''", timeout=10_000
+        "() => document.getElementById('crop-preview-caption').textContent !== ''", timeout=10_000
     )
     assert page.locator("#crop-preview").is_visible()
     return page.locator("#crop-preview-caption").inner_text()
