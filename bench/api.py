@@ -292,6 +292,21 @@ def seed(rng: random.Random):
 
 
 # --- The server and its load ----------------------------------------------------------------
+def configure_server(database: str, site: str, **more) -> dict[str, str]:
+    """setup.configure() for a benchmark that runs the product's server beside a trivial view
+    (bench/api_settings.py), as production runs it: DEBUG off, at `site`."""
+    return setup.configure(
+        database,
+        DJANGO_SETTINGS_MODULE="bench.api_settings",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
+        PUBLIC_BASE_URL=site,
+        DB_CONN_MAX_AGE=600,  # one backend per worker all run long: its CPU is read by pid
+        **more,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -606,16 +621,7 @@ def main() -> None:
     rng = random.Random(8)
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    env = setup.configure(
-        DATABASE,
-        DJANGO_SETTINGS_MODULE="bench.api_settings",
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
-        PUBLIC_BASE_URL=site,
-        API_RATE_LIMIT_PER_MINUTE=RATE_LIMIT,
-        DB_CONN_MAX_AGE=600,  # one backend per worker all run long: its CPU is read by pid
-    )
+    env = configure_server(DATABASE, site, API_RATE_LIMIT_PER_MINUTE=RATE_LIMIT)
     server = None
     try:
         from django.conf import settings

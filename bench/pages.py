@@ -33,7 +33,6 @@ import io
 import os
 import random
 import re
-import secrets
 import shutil
 import sys
 import tempfile
@@ -136,7 +135,9 @@ def queries(client, path: str, htmx: bool) -> tuple[int, list[str], int]:
 
 
 def _is_read(sql: str) -> bool:
-    return sql.lstrip().upper().startswith(("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK"))
+    # DECLARE/CLOSE: the server-side cursor a streamed export reads through.
+    reads = ("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK", "DECLARE", "CLOSE")
+    return sql.lstrip().upper().startswith(reads)
 
 
 def query_table(owner, jobs, small, small_jobs, rng) -> dict[str, tuple[int, int, int]]:
@@ -289,16 +290,7 @@ def main() -> None:
     port = seeding.free_port()
     site = f"http://127.0.0.1:{port}"
     static_root = tempfile.mkdtemp(prefix=f"{DATABASE}-static-")
-    env = setup.configure(
-        DATABASE,
-        DJANGO_SETTINGS_MODULE="bench.api_settings",
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
-        PUBLIC_BASE_URL=site,
-        DB_CONN_MAX_AGE=600,  # one backend per worker all run long: its CPU is read by pid
-        STATIC_ROOT=static_root,
-    )
+    env = seeding.configure_server(DATABASE, site, STATIC_ROOT=static_root)
     server = None
     try:
         from django.conf import settings

@@ -6,7 +6,6 @@ in the URL with the team, and — on a job's routes — the job: the pages membe
 status polled every 2 s above all) then cost two queries, the session and this one.
 """
 
-import uuid
 from functools import cache, wraps
 
 from django.contrib.auth import SESSION_KEY
@@ -14,19 +13,12 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 
 from studio.auth import prefetched_user
 from studio.models import Job, Membership, Role, Team, User
 from studio.rows import Columns
 
 CURRENT_TEAM_KEY = "current_team"
-
-
-def membership_or_404(user, slug: str) -> Membership:
-    return get_object_or_404(
-        Membership.objects.select_related("team", "user"), team__slug=slug, user=user
-    )
 
 
 @cache
@@ -115,16 +107,9 @@ def find_team_job(team, job_id) -> Job | None:
 
 
 def team_job_or_404(request, job_id) -> Job:
-    job = getattr(request, "prefetched_job", None)
-    if job is None or job.pk != _as_uuid(job_id):
+    job = getattr(request, "prefetched_job", None)  # read with the membership (team_view)
+    if job is None or str(job.pk) != str(job_id):
         job = find_team_job(request.team, job_id)
     if job is None:
         raise Http404("No such job")
     return job
-
-
-def _as_uuid(value):
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        return None

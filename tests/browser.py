@@ -50,3 +50,13 @@ def session_cookie(live_server, user) -> dict:
         "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value,
         "url": live_server.url,
     }
+
+
+def fill_params(page, values: dict) -> None:
+    """Set the new-job form's model fields (#params), selects and inputs alike."""
+    for name, value in values.items():
+        field = page.locator(f"#params [name={name}]")
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)

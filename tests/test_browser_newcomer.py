@@ -17,19 +17,10 @@ from studio.engine import render as render_module
 from studio.jobs.states import transition
 from studio.models import Job, LedgerEntry, Membership, Role, User
 from studio.providers import PROVIDERS
-from tests.browser import session_cookie
+from tests.browser import fill_params, session_cookie
 from tests.conftest import make_image_bytes
 
 FAST = {"duration": "1", "resolution": "480p", "fps": "12"}
-
-
-def choose_settings(page, values: dict) -> None:
-    for name, value in values.items():
-        field = page.locator(f"#params [name={name}]")
-        if field.evaluate("e => e.tagName") == "SELECT":
-            field.select_option(value)
-        else:
-            field.fill(value)
 
 
 def render_slowly_in_background(job_id, monkeypatch) -> threading.Thread:
@@ -83,7 +74,7 @@ def test_a_newcomer_walks_the_product_without_tripping(
     assert "MB" in limits and "JPEG" in limits and "megapixels" in limits.lower()
     page.set_input_files("input[name=image]", str(photo))
     page.wait_for_selector("#crop-preview", state="visible")
-    choose_settings(page, FAST | {"duration": "5"})
+    fill_params(page, FAST | {"duration": "5"})
     page.wait_for_function("() => document.querySelector('#price-breakdown') !== null")
 
     # Too few credits: that one refusal, and the picture is still chosen.
@@ -98,7 +89,7 @@ def test_a_newcomer_walks_the_product_without_tripping(
     user = User.objects.get(email="ada.lovelace@example.test")
     team = user.teams.get()
     ledger.grant(team, 100, actor=None, reason="Pilot budget")
-    choose_settings(page, FAST)
+    fill_params(page, FAST)
     page.get_by_role("button", name="Make the video").click()
     page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]+/$"))
     page.wait_for_selector("video#player", timeout=60_000)  # rendered (tasks run inline here)
@@ -112,7 +103,7 @@ def test_a_newcomer_walks_the_product_without_tripping(
     page.wait_for_selector("#kept-image-note")
     page.wait_for_selector("#crop-preview", state="visible")
     monkeypatch.setattr(Conf, "SYNC", False)  # queued for a worker: none runs, this test does
-    choose_settings(page, FAST | {"duration": "10", "resolution": "720p", "fps": "24"})
+    fill_params(page, FAST | {"duration": "10", "resolution": "720p", "fps": "24"})
     page.get_by_role("button", name="Make the video").click()
     page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]+/$"))
     second = Job.objects.exclude(pk=first.pk).get(team=team)

@@ -10,7 +10,7 @@ from django_q.conf import Conf
 from studio.billing import staff
 from studio.models import PriceBookVersion
 from studio.providers import http
-from tests.browser import session_cookie
+from tests.browser import fill_params, session_cookie
 from tests.conftest import make_image_bytes
 from tests.providers import MODELSLAB_KEY, STABILITY_KEY
 from tests.simulators import ModelsLabSimulator, StabilitySimulator
@@ -77,12 +77,7 @@ def test_a_member_runs_a_provider_job_from_the_browser(
     page.select_option("select[name=model]", model)
     page.wait_for_load_state("networkidle")  # the model's fields have been swapped in
     page.wait_for_function(f"() => !!document.querySelector('#params [name={next(iter(fields))}]')")
-    for name, value in fields.items():
-        element = page.locator(f"#params [name={name}]")
-        if element.evaluate("e => e.tagName") == "SELECT":
-            element.select_option(value)
-        else:
-            element.fill(value)
+    fill_params(page, fields)
     page.wait_for_function(
         f"() => document.querySelector('#price-amount')?.textContent.startsWith('{price} credit')"
     )
