@@ -371,6 +371,9 @@ class Load:
     def _cpu(self, pids) -> float:
         return sum(setup.cpu_seconds(pid) for pid in pids)
 
+    def headers_for(self, endpoint: Endpoint) -> dict[str, str]:
+        return self.headers
+
     def run(self, endpoint: Endpoint, seconds: float) -> None:
         import httpx
 
@@ -381,7 +384,9 @@ class Load:
 
         def worker(n: int) -> None:
             paths = endpoint.paths
-            with httpx.Client(base_url=self.site, headers=self.headers, timeout=10) as client:
+            with httpx.Client(
+                base_url=self.site, headers=self.headers_for(endpoint), timeout=10
+            ) as client:
                 i = n * 7919
                 start.wait()
                 while time.perf_counter() < stop_at[0]:
@@ -411,7 +416,9 @@ class Load:
     def serial(self, endpoint: Endpoint, seconds: float) -> None:
         import httpx
 
-        with httpx.Client(base_url=self.site, headers=self.headers, timeout=10) as client:
+        with httpx.Client(
+            base_url=self.site, headers=self.headers_for(endpoint), timeout=10
+        ) as client:
             stop_at = time.perf_counter() + seconds
             i = len(endpoint.serial)
             while time.perf_counter() < stop_at:
