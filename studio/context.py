@@ -61,4 +61,5 @@ def _warnings(request) -> list[str]:
     if membership is None:
         return []
     account = getattr(request, "credit_account", None) or ledger.account(membership.team)
-    return [message for _, message in warnings_due(membership.team, membership.user, account)]
+    due = warnings_due(membership.team, membership.user, account, limit=membership.monthly_limit)
+    return [message for _, message in due]

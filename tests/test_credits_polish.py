@@ -20,6 +20,7 @@ from studio.models import (
     LedgerEntry,
     Membership,
 )
+from studio.jobs.states import transition
 from studio.models.billing import EFFECTS
 from tests.browser import session_cookie
 from tests.factories import make_job
@@ -150,6 +151,50 @@ def test_the_credits_page_makes_the_same_few_queries_however_long_the_ledger(
             client.get(credits_url(personas.team, page=2), HTTP_HX_REQUEST="true").status_code
             == 200
         )
+
+
+# A second view of an unchanged ledger: its rows, charts and providers come from the cache
+# under the ledger's entry count, so only the session, the member, the count, the filters'
+# members, the figures and the header's teams are read.
+WARM_PAGE_QUERIES = 8
+
+
+def test_an_unchanged_ledger_is_not_read_again(
+    personas, client_for, django_assert_max_num_queries
+):
+    grow(personas.team, personas.owner, 60)
+    client = client_for(personas.member)
+    client.get(credits_url(personas.team))
+    with django_assert_max_num_queries(WARM_PAGE_QUERIES) as captured:
+        assert client.get(credits_url(personas.team)).status_code == 200
+    ledger_reads = [q["sql"] for q in captured.captured_queries if "studio_ledgerentry" in q["sql"]]
+    assert len(ledger_reads) == 1 and "COUNT(*)" in ledger_reads[0]
+
+
+def test_the_credits_page_shows_every_new_entry_and_address_at_once(personas, client_for):
+    """The cached rows and charts are named by the ledger's state and the members' addresses:
+    a new entry, a settled job or a changed address shows on the very next view."""
+    make_job(personas.team, personas.member, state="succeeded", price=7)
+    client = client_for(personas.owner)
+    first = client.get(credits_url(personas.team)).content.decode()
+    assert "Download these 3 entries" in first
+    ledger.grant(personas.team, 41, actor=personas.owner, reason="Second pilot")
+    job = make_job(personas.team, personas.member, state="running", price=5)
+    second = client.get(credits_url(personas.team))
+    html = second.content.decode()
+    assert "Download these 5 entries" in html and "Second pilot" in html
+    assert shown_after(second) == {
+        pk: figures
+        for pk, figures in expected_after(personas.team).items()
+        if pk in shown_after(second)
+    }
+    assert ": 7 spent" in html and ": 5 held" in html  # this month's bar, by member
+    assert transition(job, "running", "succeeded")  # captures the hold
+    html = client.get(credits_url(personas.team)).content.decode()
+    assert ": 12 spent" in html and "held</title>" not in html
+    personas.member.email = "renamed@example.com"
+    personas.member.save()
+    assert "renamed@example.com" in client.get(credits_url(personas.team)).content.decode()
 
 
 @pytest.mark.parametrize("entries", [10, 3000])

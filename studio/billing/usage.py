@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from html import escape
 from uuid import UUID
 
+from django.core.cache import caches
 from django.db import connection
 from django.db.models import (
     BigIntegerField,
@@ -31,7 +32,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeString, mark_safe
 
 from studio.billing.budgets import commitments, next_period_start, period_start
-from studio.models import CreditAccount, EntryKind, LedgerEntry, Team
+from studio.models import CreditAccount, EntryKind, LedgerEntry, Team, User
 from studio.models.billing import EFFECTS
 from studio.providers import PROVIDERS, label_of
 
@@ -106,17 +107,41 @@ def filter_ledger(entries: QuerySet, **filters) -> QuerySet:
     return entries.filter(ledger_filter(**filters))
 
 
-def ledger_providers(team: Team) -> list[tuple[str, str]]:
+def ledger_version(team: Team) -> int:
+    """How many entries the team's ledger holds. Entries are only ever added, so the count names
+    the ledger's state, and figures derived from the rows can be cached under it. Read it before
+    the figures it names: a figure read first could miss an entry the count then includes."""
+    return LedgerEntry.objects.filter(team=team).count()
+
+
+# A version names the rows exactly, so this only bounds how long an unused figure stays; and
+# each process may keep its own copy (the "local" cache: no query, no write on a page view).
+DERIVED_SECONDS = 3600
+DERIVED_CACHE = "local"
+
+
+def _derived(team: Team, version: int | None, what: str, compute):
+    """compute(), or what it gave for this version of the team's ledger (None: no cache)."""
+    if version is None:
+        return compute()
+    key = f"ledger:{team.pk}:{team.slug}:{version}:{what}"
+    cache = caches[DERIVED_CACHE]
+    found = cache.get(key)
+    if found is None:
+        found = compute()
+        cache.set(key, found, DERIVED_SECONDS)
+    return found
+
+
+def ledger_providers(team: Team, version: int | None = None) -> list[tuple[str, str]]:
     """Providers to filter by: today's registry, plus any the ledger still names."""
     choices = {p.key: p.label for p in PROVIDERS.values()}
-    used = (
-        LedgerEntry.objects.filter(team=team)
-        .exclude(provider="")
-        .order_by()
-        .values_list("provider", flat=True)
-        .distinct()
-    )
-    for key in used:
+
+    def used() -> list[str]:
+        rows = LedgerEntry.objects.filter(team=team).exclude(provider="").order_by()
+        return list(rows.values_list("provider", flat=True).distinct())
+
+    for key in _derived(team, version, "providers", used):
         choices.setdefault(key, key)
     return sorted(choices.items(), key=lambda item: item[1].lower())
 
@@ -341,7 +366,7 @@ def month_starts(months: int, now: datetime | None = None) -> list[date]:
     return starts[::-1]
 
 
-GROUPS = {"member": ("member_id", "member__email"), "provider": ("provider",)}
+GROUPS = ("member", "provider")
 
 
 def _monthly_rows(team: Team, starts: list[date]) -> list[dict]:
@@ -355,7 +380,7 @@ def _monthly_rows(team: Team, starts: list[date]) -> list[dict]:
         .filter(team=team)
         .annotate(month=TruncMonth("created_at", output_field=DateField()))
         .order_by()
-        .values("month", "member_id", "member__email", "provider")
+        .values("month", "member_id", "provider")
         .annotate(
             spent=Sum("amount", filter=Q(settlement__isnull=False), default=0),
             held=Sum("amount", filter=Q(settlement__isnull=True), default=0),
@@ -363,14 +388,14 @@ def _monthly_rows(team: Team, starts: list[date]) -> list[dict]:
     )
 
 
-def _usage(by: str, starts: list[date], rows: list[dict]) -> Usage:
+def _usage(by: str, starts: list[date], rows: list[dict], emails: dict[int, str]) -> Usage:
     months = len(starts)
     index = {month: i for i, month in enumerate(starts)}
     found: dict[str, dict] = {}
     for row in rows:
         if row["month"] not in index:
             continue
-        key, label = _key_and_label(by, row)
+        key, label = _key_and_label(by, row, emails)
         series = found.setdefault(
             key, {"label": label, "spent": [0] * months, "held": [0] * months}
         )
@@ -383,15 +408,31 @@ def _usage(by: str, starts: list[date], rows: list[dict]) -> Usage:
     return Usage(by, tuple(starts), tuple(series))
 
 
-def monthly_usages(team: Team, months: int = 6, now=None) -> dict[str, Usage]:
+def monthly_usages(
+    team: Team,
+    months: int = 6,
+    now=None,
+    *,
+    version: int | None = None,
+    emails: dict[int, str] | None = None,
+) -> dict[str, Usage]:
     """Per month, by member (whose job) and by provider, from one query: credits of jobs reserved
     that month, spent once the video was delivered and held while the job runs (refunds are out).
-    This month's column is what budgets count as this month's spending."""
+    This month's column is what budgets count as this month's spending.
+
+    `version` (`ledger_version`, read first) lets the rows come from the cache; `emails` are
+    members' addresses already at hand, read fresh either way, so a changed one shows at once."""
     if months < 1:
         raise ValueError("usage needs at least one month")
     starts = month_starts(months, now)
-    rows = _monthly_rows(team, starts)
-    return {by: _usage(by, starts, rows) for by in GROUPS}
+    rows = _derived(
+        team, version, f"months:{starts[0]}:{months}", lambda: _monthly_rows(team, starts)
+    )
+    emails = dict(emails or {})
+    missing = {row["member_id"] for row in rows} - set(emails) - {None}
+    if missing:  # former members, or no addresses given
+        emails |= dict(User.objects.filter(pk__in=missing).values_list("pk", "email"))
+    return {by: _usage(by, starts, rows, emails) for by in GROUPS}
 
 
 def monthly_usage(team: Team, months: int = 6, by: str = "member", now=None) -> Usage:
@@ -400,11 +441,11 @@ def monthly_usage(team: Team, months: int = 6, by: str = "member", now=None) -> 
     return monthly_usages(team, months, now)[by]
 
 
-def _key_and_label(by: str, row: dict) -> tuple[str, str]:
+def _key_and_label(by: str, row: dict, emails: dict[int, str]) -> tuple[str, str]:
     if by == "member":
         if row["member_id"] is None:  # the user was deleted; their credits still count
             return "", "Former member"
-        return str(row["member_id"]), row["member__email"]
+        return str(row["member_id"]), emails.get(row["member_id"], "Former member")
     return row["provider"], label_of(row["provider"]) or "Unknown"
 
 
