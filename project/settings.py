@@ -1,11 +1,13 @@
 """Settings, all read from the environment; the README's configuration table lists each one."""
 
 import ipaddress
+import re
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from project import object_storage
 from project.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -44,6 +46,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz, /metrics: answered first, before the HTTPS redirect and the Host check
+    # (a load balancer may ask by IP address); they read no session and show no URL.
+    "studio.views.health.HealthEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "studio.security.CSPMiddleware",  # every response, error pages and the API included
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -160,8 +165,62 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
 # No route serves this prefix (Django's test server needs some value); links use studio.views.files.
 MEDIA_URL = "/private-media/"
+# Media on an S3-compatible object store (django-storages) when S3_BUCKET is set, else on local
+# disk. Objects stay private; a member's browser is redirected to a presigned URL that lives
+# S3_PRESIGNED_TTL seconds (studio/media.py). Empty keys leave credentials to boto3's own chain.
+S3_BUCKET = env_str("S3_BUCKET", "")
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL", "")
+if S3_ENDPOINT_URL:
+    S3_ENDPOINT_URL = env_url("S3_ENDPOINT_URL", "", schemes=("http", "https"))
+S3_REGION = env_str("S3_REGION", "")
+S3_ACCESS_KEY_ID = env_str("S3_ACCESS_KEY_ID", "")
+S3_SECRET_ACCESS_KEY = env_str("S3_SECRET_ACCESS_KEY", "")
+S3_ADDRESSING_STYLE = env_str("S3_ADDRESSING_STYLE", "auto")
+S3_PRESIGNED_TTL = env_int("S3_PRESIGNED_TTL", 300, minimum=1)
+if S3_BUCKET and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", S3_BUCKET):
+    raise ImproperlyConfigured(f"S3_BUCKET must be an S3 bucket name, got {S3_BUCKET!r}")
+for _name in ("S3_ENDPOINT_URL", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"):
+    if globals()[_name] and not S3_BUCKET:
+        raise ImproperlyConfigured(f"{_name} is set but S3_BUCKET, which turns S3 on, is not")
+if bool(S3_ACCESS_KEY_ID) != bool(S3_SECRET_ACCESS_KEY):
+    raise ImproperlyConfigured("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together")
+if S3_ADDRESSING_STYLE not in object_storage.ADDRESSING_STYLES:
+    raise ImproperlyConfigured(
+        f"S3_ADDRESSING_STYLE must be auto, path or virtual, got {S3_ADDRESSING_STYLE!r}"
+    )
+if S3_PRESIGNED_TTL > object_storage.MAX_PRESIGNED_TTL:
+    raise ImproperlyConfigured(
+        f"S3_PRESIGNED_TTL must be at most {object_storage.MAX_PRESIGNED_TTL} (7 days), "
+        f"got {S3_PRESIGNED_TTL}"
+    )
+# Local media behind nginx: a member's file is answered with an empty response carrying
+# `X-Accel-Redirect: <this prefix><name>`, and nginx sends the bytes from an `internal` location
+# (README, production). Empty: Django streams the file itself.
+MEDIA_ACCEL_REDIRECT = env_str("MEDIA_ACCEL_REDIRECT", "")
+if MEDIA_ACCEL_REDIRECT and not re.fullmatch(r"/([^\s?#]*/)?", MEDIA_ACCEL_REDIRECT):
+    raise ImproperlyConfigured(
+        f"MEDIA_ACCEL_REDIRECT must be a path that starts and ends with /, "
+        f"got {MEDIA_ACCEL_REDIRECT!r}"
+    )
+if MEDIA_ACCEL_REDIRECT and S3_BUCKET:
+    raise ImproperlyConfigured("MEDIA_ACCEL_REDIRECT is for local media: unset it with S3_BUCKET")
+_S3_PLACE = {
+    "bucket": S3_BUCKET,
+    "endpoint_url": S3_ENDPOINT_URL,
+    "region": S3_REGION,
+    "addressing_style": S3_ADDRESSING_STYLE,
+}
+# Where presigned URLs point: the page's Content-Security-Policy lets the player go there.
+MEDIA_ORIGINS = object_storage.media_origins(**_S3_PLACE) if S3_BUCKET else []
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": object_storage.s3_storage(
+        **_S3_PLACE,
+        access_key_id=S3_ACCESS_KEY_ID,
+        secret_access_key=S3_SECRET_ACCESS_KEY,
+        presigned_ttl=S3_PRESIGNED_TTL,
+    )
+    if S3_BUCKET
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -261,6 +320,10 @@ PROVIDER_PLANS = {"modelslab": MODELSLAB_PLAN, "akool": AKOOL_PLAN}
 PROVIDER_TIME_SCALE = env_float("PROVIDER_TIME_SCALE", 1.0, minimum=0.001, maximum=1.0)
 # The job engine (manage.py run_engine): threads making provider calls in one process.
 ENGINE_THREADS = env_int("ENGINE_THREADS", 8, minimum=1)
+# Asked to stop, run_engine claims nothing more and lets its provider calls and webhook sends
+# finish for at most this long; a call still running is then abandoned (its lease hands the job
+# to the next engine, as after a crash). Keep it under the supervisor's grace period.
+ENGINE_STOP_SECONDS = env_int("ENGINE_STOP_SECONDS", 30, minimum=1)
 # Largest provider output we copy; a bigger one fails the job (and is refunded).
 MAX_OUTPUT_BYTES = env_int("MAX_OUTPUT_BYTES", 512 * 1024 * 1024, minimum=1024)
 
@@ -322,8 +385,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'", "'unsafe-inline'"],
-        "img-src": ["'self'", "data:", "blob:"],
-        "media-src": ["'self'", "blob:"],
+        "img-src": ["'self'", "data:", "blob:", *MEDIA_ORIGINS],  # MEDIA_ORIGINS: S3's, if on
+        "media-src": ["'self'", "blob:", *MEDIA_ORIGINS],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],
@@ -333,14 +396,62 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# --- Logs, error reports, metrics -----------------------------------------------------------
+# LOG_FORMAT=json: one JSON object a line, a record's `extra` fields (job, team, provider of a
+# job's move) as fields of their own.
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"}
+        | ({"formatter": "json"} if LOG_FORMAT == "json" else {})
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # httpx logs every request line at INFO: too chatty for thousands of polls a minute.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Errors (and logged exceptions) to Sentry, only with SENTRY_DSN; no personal data, no tracing
+# unless SENTRY_TRACES_SAMPLE_RATE says so.
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        integrations=[DjangoIntegration()],
+        send_default_pii=False,
+        environment=env_str("SENTRY_ENVIRONMENT", "") or None,
+        release=env_str("SENTRY_RELEASE", "") or None,
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0.0, maximum=1.0),
+    )
+
+# /metrics (studio.metrics): off (404) unless a token or allowed networks are set; with both,
+# a scrape needs both. METRICS_PORT: run_engine serves its own process metrics (provider
+# request latency and errors) there.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOW_NETWORKS = env_list("METRICS_ALLOW_NETWORKS", [])
+for _network in METRICS_ALLOW_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOW_NETWORKS must list networks like 10.0.0.0/8, got {_network!r}"
+        ) from None
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0) or None
+if METRICS_PORT and METRICS_PORT > 65535:
+    raise ImproperlyConfigured(f"METRICS_PORT must be a port number, got {METRICS_PORT}")
 
 INVITE_TTL_DAYS = env_int("INVITE_TTL_DAYS", 7, minimum=1)
 # Percentages of a monthly cap or member limit at which owners are warned (once per month each).

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from PIL import Image
 
-pytest_plugins = ["tests.providers", "tests.browser"]  # simulators' and Chromium's fixtures
+pytest_plugins = ["tests.providers", "tests.browser", "tests.s3"]  # simulators', Chromium's, S3's
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM must still be usable.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

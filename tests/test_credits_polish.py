@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from studio.billing import budgets, ledger, usage
 from studio.billing import staff as staff_billing
+from studio.jobs.states import transition
 from studio.models import (
     AuditEntry,
     CreditAccount,
@@ -20,7 +21,6 @@ from studio.models import (
     LedgerEntry,
     Membership,
 )
-from studio.jobs.states import transition
 from studio.models.billing import EFFECTS
 from tests.browser import session_cookie
 from tests.factories import make_job
@@ -159,9 +159,7 @@ def test_the_credits_page_makes_the_same_few_queries_however_long_the_ledger(
 WARM_PAGE_QUERIES = 8
 
 
-def test_an_unchanged_ledger_is_not_read_again(
-    personas, client_for, django_assert_max_num_queries
-):
+def test_an_unchanged_ledger_is_not_read_again(personas, client_for, django_assert_max_num_queries):
     grow(personas.team, personas.owner, 60)
     client = client_for(personas.member)
     client.get(credits_url(personas.team))

@@ -23,6 +23,9 @@ STAFF_ONLY = {
 # For providers, not people: each is keyed by an unguessable token or a signature, and answers 404
 # to anything else (tests/test_webhooks.py, tests/test_provider_inputs.py).
 PROVIDER_FACING = {"provider_callback", "provider_input", "provider_asset"}
+# For load balancers and monitoring: nothing of any team; details and metrics only with the
+# metrics token or from an allowed network (tests/test_health.py, tests/test_metrics.py).
+OPERATIONS = {"healthz", "readyz", "metrics"}
 FOREIGN_PREFIXES = ("admin/", "accounts/", "api/")
 
 
@@ -44,7 +47,7 @@ def team_routes() -> list[tuple[str, str]]:
         if "<slug:team_slug>" in route:
             routes.append((entry.name, route))
         else:
-            known = NOT_TEAM_SCOPED | STAFF_ONLY | PROVIDER_FACING
+            known = NOT_TEAM_SCOPED | STAFF_ONLY | PROVIDER_FACING | OPERATIONS
             assert entry.name in known, f"{route} is neither team-scoped nor known public"
     return routes
 

@@ -71,9 +71,10 @@ def _remove_files(job: Job, names: list[str]) -> None:
     storage = job.video.storage
     for name in names:
         try:
-            storage.delete(name)
-        except OSError:  # already gone, or the disk refuses: the row no longer points at it
-            log.warning("could not delete %s of job %s", name, job.pk)
+            storage.delete(name)  # on local disk or S3 alike; a name already gone is no error
+        except Exception:  # the disk or the object store refuses (OSError, botocore's errors):
+            # the row no longer points at it, and the member's delete has already succeeded
+            log.warning("could not delete %s of job %s", name, job.pk, exc_info=True)
 
 
 def delete_provider_copies(now=None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from studio import health
 from studio.jobs import ratelimit, steps
 from studio.jobs.states import claim_many, expire_overdue
 from studio.models import Job, JobState
@@ -187,25 +189,29 @@ class Engine:
     provider calls in a thread pool, expires overdue jobs every few seconds, and sends webhook
     deliveries as they fall due."""
 
-    def __init__(self, threads: int = 8, idle_sleep: float = 0.2):
+    def __init__(self, threads: int = 8, idle_sleep: float = 0.2, stop_seconds: float = 30.0):
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine")
         self.threads = threads
         self.idle_sleep = idle_sleep
         self.stopping = threading.Event()
+        self.stop_seconds = stop_seconds  # longest wait for the calls in flight once stopping
+        self.stop_now = threading.Event()  # asked twice: wait for nothing
         # Work is claimed only for free threads, so a claimed job (and its rate-limit token) is
         # sent within moments, never after a queue of others.
         self.free = threads
         self.free_lock = threading.Lock()
         self._next_expiry = timezone.now()
+        self._next_beat = 0.0
         # Webhook deliveries get threads of their own: a slow receiver never holds a provider call.
         self.webhooks = webhook_workers.Sender()
 
-    def run(self) -> None:
+    def run(self) -> bool:
         log.info("job engine running with %d threads", self.threads)
         webhook_workers.run_locally(
             self.webhooks
         )  # events recorded here wake it, not a worker task
         while not self.stopping.is_set():
+            self.beat()
             try:
                 claimed = self.tick_once()
             except Exception:
@@ -215,9 +221,46 @@ class Engine:
             if not claimed:
                 self.stopping.wait(self.idle_sleep if self.free else 0.005)
         webhook_workers.run_locally(None)
-        self.pool.shutdown(wait=True)
-        self.webhooks.shutdown()
+        finished = self.finish_calls()
         log.info("job engine stopped")
+        return finished
+
+    def finish_calls(self) -> bool:
+        """Claims nothing more; waits for the provider calls and webhook sends in flight, at most
+        `stop_seconds` (or not at all once asked to stop twice). False if some were still running:
+        they are abandoned, and their rows' leases hand them to the next engine, as after a crash
+        (the caller must then exit without waiting for their threads)."""
+        self.pool.shutdown(wait=False)
+        self.webhooks.pool.shutdown(wait=False)
+        give_up_at = time.monotonic() + self.stop_seconds
+        while True:
+            with self.free_lock:
+                calls = self.threads - self.free
+            with self.webhooks.changed:
+                sends = self.webhooks.threads - self.webhooks.free
+            if not calls and not sends:
+                return True
+            if self.stop_now.is_set() or time.monotonic() >= give_up_at:
+                log.warning(
+                    "job engine stopping with %d provider calls and %d webhook sends in flight: "
+                    "their leases hand them on",
+                    calls,
+                    sends,
+                )
+                return False
+            self.stop_now.wait(0.05)
+
+    def beat(self) -> None:
+        """The loop is alive: a heartbeat in the shared cache every few seconds, read by
+        /readyz (studio.health). A failed write is logged, never fatal."""
+        now = time.monotonic()
+        if now < self._next_beat:
+            return
+        self._next_beat = now + health.ENGINE_BEAT_EVERY
+        try:
+            health.beat_engine()
+        except Exception:
+            log.exception("could not write the job engine's heartbeat")
 
     def tick_once(self) -> int:
         now = timezone.now()
@@ -245,4 +288,8 @@ class Engine:
                 self.free += 1
 
     def stop(self, *_args) -> None:
+        """Stop claiming and finish what is in flight (run_engine's SIGTERM or SIGINT); asked
+        again, stop waiting for it."""
+        if self.stopping.is_set():
+            self.stop_now.set()
         self.stopping.set()

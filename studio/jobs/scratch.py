@@ -8,6 +8,10 @@ has killed whatever task made it by then).
 
 Storing: `StoredFiles` saves files to storage and deletes every one of them again if anything
 fails before the job takes them, so a failure halfway leaves no orphaned video or poster.
+
+Scratch folders are always on this machine's disk, whatever keeps the media (local disk or S3):
+the sweep lists SCRATCH_DIR only, never the media storage, and stored files are removed by name
+through the storage API, which S3 supports as well.
 """
 
 from __future__ import annotations
@@ -79,7 +83,8 @@ def sweep(now: float | None = None) -> int:
 
 
 def save_file(path: Path, name: str, storage=None) -> str:
-    """Save a local file to storage; a save that fails halfway leaves nothing behind."""
+    """Save a local file to storage; a save that fails halfway leaves nothing behind. The file is
+    streamed, never read whole: the local disk copies it in chunks, S3 uploads it in parts."""
     storage = storage or default_storage
     # The name save() will pick, so a write that fails halfway can be found and removed.
     planned = storage.get_available_name(name)

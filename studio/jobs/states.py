@@ -60,8 +60,8 @@ def transition(job: Job | str, source: str, target: str, **fields) -> bool:
             _settle(job_id, target, fields.get("error", ""))
         if won:
             record_job_event(job_id, target)
-    if won:
-        log.info("job %s: %s → %s", job_id, source, target)
+    if won and log.isEnabledFor(logging.INFO):
+        _log_move(job, job_id, source, target)
     if won and isinstance(job, Job):
         job.state = target
         computed = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
@@ -71,6 +71,32 @@ def transition(job: Job | str, source: str, target: str, **fields) -> bool:
         if computed:  # F() expressions: read back what the database made of them
             job.refresh_from_db(fields=computed)
     return won
+
+
+def _log_move(job: Job | str, job_id, source: str, target: str) -> None:
+    """One line per move, naming the job, its team and its provider (as fields of their own in
+    JSON logs). Read from the caller's Job when it holds them, never loading a deferred field;
+    for a bare id, one primary-key read."""
+    known = job.__dict__ if isinstance(job, Job) else {}
+    team_id, provider = known.get("team_id"), known.get("provider")
+    if team_id is None or provider is None:
+        row = Job.objects.filter(pk=job_id).values_list("team_id", "provider").first()
+        team_id, provider = row or (None, "")
+    log.info(
+        "job %s: %s → %s (team %s, provider %s)",
+        job_id,
+        source,
+        target,
+        team_id,
+        provider,
+        extra={
+            "job": str(job_id),
+            "team": team_id,
+            "provider": provider,
+            "from_state": str(source),
+            "to_state": str(target),
+        },
+    )
 
 
 class SettlementFailed(RuntimeError):
@@ -160,11 +186,13 @@ def expire_overdue(now=None) -> int:
     """Expire active jobs past their provider's deadline; returns how many expired."""
     now = now or timezone.now()
     expired = 0
-    overdue = Job.objects.active().filter(deadline_at__lt=now).values_list("id", "state")
-    for job_id, state in overdue:
+    # As Job rows with only what the move and its log line need (no query per job to log it).
+    overdue = Job.objects.active().filter(deadline_at__lt=now).only("state", "team", "provider")
+    for job in overdue:
+        job_id, state = job.pk, job.state
         try:
             expired += transition(
-                job_id,
+                job,
                 state,
                 S.EXPIRED,
                 error="The video was not ready in time, so the job expired.",

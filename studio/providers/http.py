@@ -4,14 +4,17 @@ mapped onto ProviderError so the job engine can tell "try again" from "never sen
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
+import time
 from contextlib import contextmanager
 
 import httpx
 
 from studio.providers.base import OutcomeUnknown, ProviderError
 
+log = logging.getLogger(__name__)
 MAX_ANSWER_BYTES = 1024 * 1024  # a JSON answer bigger than this is not one we understand
 MAX_RETRY_AFTER = 3600.0
 _clients: dict[str, httpx.Client] = {}
@@ -40,36 +43,63 @@ def reset_clients() -> None:
         _clients.clear()
 
 
+def _observe(label: str, started: float, status) -> None:
+    """Count one provider request in this process's metrics (studio.metrics): by provider and
+    status code or error kind, never by URL or job."""
+    from studio.metrics import observe_provider_call
+
+    try:
+        observe_provider_call(label, time.perf_counter() - started, status)
+    except Exception:  # counting never costs a provider call
+        log.exception("could not count a %s request", label)
+
+
+def _error_status(error: Exception) -> str:
+    if isinstance(error, httpx.ConnectError):
+        return "connect_error"
+    if isinstance(error, httpx.TimeoutException):
+        return "timeout"
+    return "transport_error"
+
+
 def send(label: str, base_url: str, method: str, path: str, *, submit=False, **kwargs):
     """Send one request. Transport failures become ProviderError; for a submission, anything
     after the request may have reached the provider is OutcomeUnknown."""
+    started = time.perf_counter()
     try:
-        return client(base_url).request(method, path, **kwargs)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-        # Never reached the provider: safe to try again.
-        raise ProviderError(
-            f"{label} could not be reached ({_kind(error)}).", permanent=False
-        ) from None
+        response = client(base_url).request(method, path, **kwargs)
     except httpx.TransportError as error:
-        if submit:
-            raise OutcomeUnknown(
-                f"{label} did not answer the submission ({_kind(error)}); it may have started it."
-            ) from None
-        raise ProviderError(f"{label} did not answer ({_kind(error)}).", permanent=False) from None
+        _observe(label, started, _error_status(error))
+        raise _transport_failure(label, error, submit=submit) from None
+    _observe(label, started, response.status_code)
+    return response
+
+
+def _transport_failure(label: str, error: httpx.TransportError, *, submit: bool) -> Exception:
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        # Never reached the provider: safe to try again.
+        return ProviderError(f"{label} could not be reached ({_kind(error)}).", permanent=False)
+    if submit:
+        return OutcomeUnknown(
+            f"{label} did not answer the submission ({_kind(error)}); it may have started it."
+        )
+    return ProviderError(f"{label} did not answer ({_kind(error)}).", permanent=False)
 
 
 @contextmanager
 def send_streaming(label: str, base_url: str, method: str, path: str, **kwargs):
-    """Like send(), but the body is read by the caller (a video answer)."""
+    """Like send(), but the body is read by the caller (a video answer). Its latency is the
+    time until the answer's headers."""
+    started, answered = time.perf_counter(), False
     try:
         with client(base_url).stream(method, path, **kwargs) as response:
+            answered = True
+            _observe(label, started, response.status_code)
             yield response
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-        raise ProviderError(
-            f"{label} could not be reached ({_kind(error)}).", permanent=False
-        ) from None
     except httpx.TransportError as error:
-        raise ProviderError(f"{label} did not answer ({_kind(error)}).", permanent=False) from None
+        if not answered:
+            _observe(label, started, _error_status(error))
+        raise _transport_failure(label, error, submit=False) from None
 
 
 def save_body(response: httpx.Response, target, limit: int) -> int:
@@ -86,17 +116,22 @@ def save_body(response: httpx.Response, target, limit: int) -> int:
 @contextmanager
 def stream(label: str, url: str, *, headers=None, timeout: float = 120.0):
     """Stream a GET (an output file), mapping transport failures like send()."""
+    started, answered = time.perf_counter(), False
     try:
         with (
             httpx.Client(follow_redirects=True, timeout=timeout) as plain,
             plain.stream("GET", url, headers=headers or {}) as response,
         ):
+            answered = True
+            _observe(label, started, response.status_code)
             yield response
-    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-        raise ProviderError(
-            f"{label} could not be reached ({_kind(error)}).", permanent=False
-        ) from None
     except httpx.TransportError as error:
+        if not answered:
+            _observe(label, started, _error_status(error))
+        if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+            raise ProviderError(
+                f"{label} could not be reached ({_kind(error)}).", permanent=False
+            ) from None
         raise ProviderError(
             f"{label} broke off the download ({_kind(error)}).", permanent=False
         ) from None
