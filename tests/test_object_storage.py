@@ -4,9 +4,6 @@ presigned URLs that answer Range themselves, outsiders get nothing; deleting a v
 objects. On local disk behind nginx, a file is an X-Accel-Redirect with no body."""
 
 import io
-import os
-import subprocess
-import sys
 from urllib.parse import parse_qs, urlsplit
 
 import av
@@ -27,7 +24,7 @@ from tests.conftest import FAST_PARAMS
 from tests.factories import make_job
 from tests.providers import run_engine_until, settled, submit
 from tests.s3 import REGION, use_bucket
-from tests.test_settings import ROOT, start
+from tests.test_settings import start
 
 S = JobState
 
@@ -292,7 +289,7 @@ def test_s3_settings_make_a_private_presigning_storage():
         "o['querystring_expire'], o['file_overwrite'], "
         "s.CONTENT_SECURITY_POLICY['DIRECTIVES']['media-src'])"
     )
-    result = start_script(script, env)
+    result = start(script, **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split(" ", 5) == [
         "storages.backends.s3.S3Storage",
@@ -302,23 +299,6 @@ def test_s3_settings_make_a_private_presigning_storage():
         "False",
         "[\"'self'\", 'blob:', 'https://objects.example.com']\n",
     ]
-
-
-def start_script(script: str, env: dict) -> subprocess.CompletedProcess:
-    """Settings loaded from `env` as tests.test_settings.start loads them, running `script`."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}
-    }
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=clean | {"DJANGO_SETTINGS_MODULE": "project.settings"} | env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.mark.parametrize(

@@ -10,14 +10,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start(**env) -> subprocess.CompletedProcess:
+def start(script: str = "import django; django.setup()", **env) -> subprocess.CompletedProcess:
+    """Run `script` in a fresh Python whose settings come from `env` (and nothing of ours)."""
     clean = {
         k: v
         for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}
     }
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        [sys.executable, "-c", script],
         cwd=ROOT,
         env=clean | {"DJANGO_SETTINGS_MODULE": "project.settings"} | env,
         capture_output=True,
