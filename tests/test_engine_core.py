@@ -179,3 +179,36 @@ def test_a_poll_seen_running_is_recorded_only_while_the_job_still_runs(personas)
         and canceled.poll_attempts == 0
         and canceled.next_poll_at is None
     )
+
+
+def test_a_tick_killed_mid_way_leaves_the_jobs_it_had_not_reached_queued(personas, monkeypatch):
+    """The nudge task ticks the engine inside a worker that may be killed at any moment: only the
+    job being sent may be left in doubt; the others were never claimed, so they wait, unspent."""
+    from studio.jobs import engine
+
+    jobs = [make_job(personas.team, personas.member) for _ in range(3)]
+    Job.objects.update(next_poll_at=timezone.now() - timedelta(seconds=1))
+
+    def killed(job):  # the worker dies while its first job is with the provider
+        raise SystemExit("SIGKILL")
+
+    monkeypatch.setattr(PROVIDERS["local"], "submit", killed)
+    with pytest.raises(SystemExit):
+        engine.tick()
+    states = sorted(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("state", flat=True))
+    assert states == [S.QUEUED, S.QUEUED, S.SUBMITTING]
+    # What the engine then does with the one in doubt is its lease's business (tested elsewhere);
+    # leave the ledger consistent for the check after every test.
+    Job.objects.filter(state=S.SUBMITTING).update(state=S.QUEUED)
+
+
+def test_a_tick_claims_new_work_only_within_its_time(personas, monkeypatch):
+    from studio.jobs import engine
+
+    for _ in range(3):
+        make_job(personas.team, personas.member)
+    Job.objects.update(next_poll_at=timezone.now() - timedelta(seconds=1))
+    monkeypatch.setattr(PROVIDERS["local"], "submit", lambda job: None)
+    assert engine.tick(seconds=0) == 0
+    assert engine.tick(seconds=60) == 3
+    Job.objects.update(state=S.QUEUED)  # nothing was sent: back to the queue for the ledger check

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
 
+from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -176,12 +177,25 @@ def _run(item) -> None:
         log.exception("job engine step %s failed", getattr(item, "func", item))
 
 
-def tick(now: datetime | None = None) -> int:
-    """Claim everything due and do it in this thread (tests, the periodic sweep)."""
-    work = claim_due(now)
-    for item in work:
-        _run(item)
-    return len(work)
+def tick(now: datetime | None = None, seconds: float | None = None) -> int:
+    """Do everything due in this thread (the nudge and sweep tasks, tests): one work item claimed
+    at a time, then done, then the next. Claiming a batch and sending it one by one would leave
+    every claimed job on record as sent-or-not while it waits, and a worker killed meanwhile
+    (or a task past its time limit) would fail them all unsent, as outcomes unknown.
+
+    `seconds` (default half of TASK_TIME_LIMIT) bounds how long new work is claimed for: the
+    engine loop and the next tick take the rest."""
+    budget = settings.TASK_TIME_LIMIT / 2 if seconds is None else seconds
+    stop_at = time.monotonic() + budget
+    done = 0
+    while done < CLAIM_BATCH and time.monotonic() < stop_at:
+        work = claim_due(now, limit=1)
+        if not work:
+            break
+        for item in work:
+            _run(item)
+        done += len(work)
+    return done
 
 
 class Engine:
