@@ -212,3 +212,19 @@ def test_a_tick_claims_new_work_only_within_its_time(personas, monkeypatch):
     assert engine.tick(seconds=0) == 0
     assert engine.tick(seconds=60) == 3
     Job.objects.update(state=S.QUEUED)  # nothing was sent: back to the queue for the ledger check
+
+
+def test_a_made_video_waiting_to_be_copied_does_not_expire(personas):
+    """Past the deadline, a job whose provider has made (and charged for) the video is left to its
+    copy, which succeeds or fails the job itself; a job still waiting on the provider expires."""
+    from studio.jobs.states import expire_overdue
+
+    made = make_job(personas.team, personas.member, state=S.RUNNING)
+    waiting = make_job(personas.team, personas.member, state=S.RUNNING)
+    past = timezone.now() - timedelta(seconds=1)
+    Job.objects.filter(pk=made.pk).update(deadline_at=past, output_ref="https://cdn.example/v.mp4")
+    Job.objects.filter(pk=waiting.pk).update(deadline_at=past)
+    assert expire_overdue() == 1
+    assert Job.objects.get(pk=made.pk).state == S.RUNNING
+    assert Job.objects.get(pk=waiting.pk).state == S.EXPIRED
+    transition(made.pk, S.RUNNING, S.FAILED, error="end of test")  # settle it for the ledger check

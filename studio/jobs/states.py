@@ -187,7 +187,13 @@ def expire_overdue(now=None) -> int:
     now = now or timezone.now()
     expired = 0
     # As Job rows with only what the move and its log line need (no query per job to log it).
-    overdue = Job.objects.active().filter(deadline_at__lt=now).only("state", "team", "provider")
+    # Not a job whose video is made and waiting to be copied: the provider has charged for it, and
+    # the copy either succeeds or fails the job itself once the provider's copy is gone.
+    overdue = (
+        Job.objects.active()
+        .filter(deadline_at__lt=now, output_ref="")
+        .only("state", "team", "provider")
+    )
     for job in overdue:
         job_id, state = job.pk, job.state
         try:

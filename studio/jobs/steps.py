@@ -10,6 +10,7 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
@@ -32,8 +33,11 @@ from studio.providers.base import (
 S = JobState
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=5)
-# How long a claimed output copy may take before the engine hands it out again.
-COLLECT_LEASE = timedelta(minutes=10)
+# How long a claimed output copy may take before the engine hands it out again: a task runs at
+# most Q_TIMEOUT once a worker has it, plus a minute in the queue. A copy whose task was lost with
+# a killed worker (Redis hands a task out once) is re-sent after this; two copies of one output
+# are harmless (the second loses the move to SUCCEEDED and deletes what it stored).
+COLLECT_LEASE = timedelta(seconds=settings.Q_TIMEOUT + 60)
 
 
 def submit(provider: Provider, job_id) -> None:
