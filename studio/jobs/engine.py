@@ -187,6 +187,7 @@ def tick(now: datetime | None = None, seconds: float | None = None) -> int:
     engine loop and the next tick take the rest."""
     budget = settings.TASK_TIME_LIMIT / 2 if seconds is None else seconds
     stop_at = time.monotonic() + budget
+    now = now or timezone.now()  # what was due when the tick began; the loop takes what is newer
     done = 0
     while done < CLAIM_BATCH and time.monotonic() < stop_at:
         work = claim_due(now, limit=1)
