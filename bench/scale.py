@@ -68,7 +68,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -83,6 +82,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _engine_setup as setup  # noqa: E402
+from api import free_port  # noqa: E402
 
 PYTHON = sys.executable
 VENV_BIN = Path(sys.executable).parent
@@ -109,12 +109,6 @@ LAG = re.compile(r"^studio_job_poll_lag_seconds\s+(\S+)$", re.MULTILINE)
 
 
 # --- Processes --------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Processes:
     """Every process the run starts, each in a process group (killed whole), its output in a log
     file of the run's folder."""

@@ -68,11 +68,15 @@ class Receiver:
         self.close()
 
 
-def closed_port_url() -> str:
-    """A URL on 127.0.0.1 where nothing listens: the connection is refused."""
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (for a server to start on, or to be refused)."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hooks"
+        return sock.getsockname()[1]
+
+
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens: the connection is refused."""
+    return f"http://127.0.0.1:{free_port()}/hooks"

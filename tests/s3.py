@@ -4,7 +4,6 @@ pointed at a bucket of its own per test, configured as production configures it
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -16,22 +15,17 @@ import httpx
 import pytest
 
 from project.object_storage import s3_storage
+from tests.receivers import free_port
 
 REGION = "us-east-1"
 CREDENTIALS = {"access_key_id": "studio-test-key", "secret_access_key": "studio-test-secret"}
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """moto's S3 server for the whole session: its endpoint URL. Killed at the end."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "server.log"
     with log.open("wb") as out:
         server = subprocess.Popen(

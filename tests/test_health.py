@@ -2,7 +2,6 @@
 
 import json
 import logging
-import socket
 import time
 import urllib.request
 
@@ -14,6 +13,7 @@ from django_q.signing import SignedPackage
 from django_q.status import Stat, Status
 
 from studio import health
+from tests.receivers import free_port
 from tests.worker import start_worker, stop_worker
 
 TOKEN = "metrics-token-0123456789"
@@ -31,12 +31,6 @@ def cluster_running(cluster_id="test-cluster") -> None:
 def ready(db):
     health.beat_engine()
     cluster_running()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- /healthz -------------------------------------------------------------------------------

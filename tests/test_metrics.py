@@ -13,6 +13,7 @@ from studio.models import Job, JobState, LedgerEntry, WebhookDelivery, WebhookEn
 from studio.providers import http
 from studio.providers.base import ProviderError
 from tests.factories import make_job
+from tests.receivers import free_port
 
 S = JobState
 TOKEN = "metrics-token-0123456789"
@@ -147,11 +148,7 @@ def test_provider_calls_are_timed_by_provider_and_status(stability):
 
 
 def test_a_provider_nobody_answers_counts_as_a_connect_error(db):
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     before = _errors("modelslab", "connect_error")
     with pytest.raises(ProviderError, match="could not be reached"):
         http.send("ModelsLab", f"http://127.0.0.1:{port}", "GET", "/")

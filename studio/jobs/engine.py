@@ -246,13 +246,12 @@ class Engine:
         they are abandoned, and their rows' leases hand them to the next engine, as after a crash
         (the caller must then exit without waiting for their threads)."""
         self.pool.shutdown(wait=False)
-        self.webhooks.pool.shutdown(wait=False)
+        self.webhooks.shutdown(wait=False)
         give_up_at = time.monotonic() + self.stop_seconds
         while True:
             with self.free_lock:
                 calls = self.threads - self.free
-            with self.webhooks.changed:
-                sends = self.webhooks.threads - self.webhooks.free
+            sends = self.webhooks.in_flight()
             if not calls and not sends:
                 return True
             if self.stop_now.is_set() or time.monotonic() >= give_up_at:

@@ -73,8 +73,14 @@ class Sender:
                 self.changed.wait(0.5)  # until a thread is free again
         return claimed_in_all
 
-    def shutdown(self) -> None:
-        self.pool.shutdown(wait=True)
+    def shutdown(self, wait: bool = True) -> None:
+        """Take no more deliveries; with `wait`, until those in flight are sent."""
+        self.pool.shutdown(wait=wait)
+
+    def in_flight(self) -> int:
+        """Deliveries being sent now."""
+        with self.changed:
+            return self.threads - self.free
 
 
 _local = {"sender": None}
