@@ -62,11 +62,13 @@ def test_a_load_balancer_may_ask_by_ip_over_plain_http(client, settings, db):
 def test_readyz_is_ok_when_everything_answers(client, ready, django_assert_num_queries):
     # database SELECT 1, the ORM broker's table, the engine's beat, the clusters' list and
     # their statuses (the last three from the database cache); storage is a local folder.
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(5) as captured:
         response = client.get("/readyz")
     assert response.status_code == 200
     assert response.content == b"ok"
     assert response.cookies == {}  # no session was touched
+    # A load balancer asks every few seconds: reads only.
+    assert all(q["sql"].lstrip().upper().startswith("SELECT") for q in captured.captured_queries)
 
 
 def test_readyz_fails_without_an_engine_heartbeat_and_says_why_only_in_the_log(client, db, caplog):
