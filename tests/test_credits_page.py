@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from studio.billing import budgets, ledger, usage
+from studio.billing import budgets, ledger, ledger_csv, usage
 from studio.jobs.states import transition
 from studio.models import CreditAccount, JobState, LedgerEntry, Membership, Role, User
 from studio.providers import PROVIDERS
@@ -227,7 +227,7 @@ def test_the_csv_has_a_header_and_every_filtered_row_as_an_attachment(personas, 
         f'attachment; filename="{personas.team.slug}-ledger.csv"'
     )
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == usage.CSV_HEADER
+    assert rows[0] == ledger_csv.CSV_HEADER
     assert len(rows) == 1 + 31
     assert {row[1] for row in rows[1:]} == {"grant"}
     assert rows[-1][2:5] == ["1000", "1000", "1000"] and rows[-1][8] == "Test budget"

@@ -31,7 +31,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from studio.billing.usage import _cell
+from studio.billing.ledger_csv import spreadsheet_text
 from studio.models import EntryKind, Job, JobState, PriceRule
 from studio.providers import PROVIDERS, label_of
 
@@ -325,9 +325,9 @@ def job_csv_rows(jobs: Iterator[JobDifference]) -> Iterator[list]:
     for j in jobs:
         yield [
             j.day.isoformat(),
-            _cell(j.provider),
+            spreadsheet_text(j.provider),
             j.job_id,
-            _cell(j.team),
+            spreadsheet_text(j.team),
             j.state,
             j.captured,
             NOT_REPORTED if j.reported is None else j.reported,
@@ -341,7 +341,7 @@ def day_csv_rows(rows: list[DayRow]) -> Iterator[list]:
     for r in rows:
         yield [
             r.day.isoformat(),
-            _cell(r.provider),
+            spreadsheet_text(r.provider),
             r.jobs_succeeded,
             r.captured,
             NOT_REPORTED if r.reported is None else r.reported,

@@ -1,11 +1,9 @@
 """The ledger as members read it, and monthly usage per member or provider, with a server-side
 SVG chart of it. Read-only: nothing here moves credits."""
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from html import escape
-from uuid import UUID
 
 from django.core.cache import caches
 from django.db import connection
@@ -28,7 +26,6 @@ from django.db.models import (
 from django.db.models.expressions import RowRange
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeString, mark_safe
 
 from studio.billing.budgets import commitments, next_period_start, period_start
@@ -62,8 +59,8 @@ def ledger_entries(team: Team) -> QuerySet:
         LedgerEntry.objects.filter(team=team)
         .select_related("member", "actor")
         .annotate(
-            balance_change=_signed(lambda kind: EFFECTS[kind][0]),
-            available_change=_signed(lambda kind: EFFECTS[kind][0] - EFFECTS[kind][1]),
+            balance_change=signed_effect("balance"),
+            available_change=signed_effect("available"),
             effect=Case(
                 *[When(kind=kind, then=Value(word)) for kind, word in EFFECT_WORDS.items()],
                 output_field=CharField(),
@@ -73,7 +70,7 @@ def ledger_entries(team: Team) -> QuerySet:
     )
 
 
-def _day_start(day: date) -> datetime:
+def day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
@@ -96,9 +93,9 @@ def ledger_filter(
         condition &= Q(kind=kind)
     # Bounds on created_at itself rather than created_at__date, so the index still serves.
     if date_from:
-        condition &= Q(created_at__gte=_day_start(date_from))
+        condition &= Q(created_at__gte=day_start(date_from))
     if date_to:
-        condition &= Q(created_at__lt=_day_start(date_to + timedelta(days=1)))
+        condition &= Q(created_at__lt=day_start(date_to + timedelta(days=1)))
     return condition
 
 
@@ -162,7 +159,12 @@ def _available_effect(kind) -> int:
     return EFFECTS[kind][0] - EFFECTS[kind][1]
 
 
-def _running_sql(
+def signed_effect(figure: str) -> Case:
+    """An entry's change to the team's "balance" or "available" credits."""
+    return _signed(_balance_effect if figure == "balance" else _available_effect)
+
+
+def running_sql(
     team: Team, listed: list[int] | Q, columns: dict[str, object], since=None
 ) -> tuple[str, list]:
     """SQL giving `columns` of the listed entries (their ids, or the filters' condition), newest
@@ -201,8 +203,8 @@ def _running_sql(
     shown = ", ".join(f"w.{alias}" for alias in names.values())
     sql = (
         f"SELECT {shown}, "
-        "w.r_balance_now - w.r_balance_newer + w.r_balance, "
-        "w.r_available_now - w.r_available_newer + w.r_available "
+        "w.r_balance_now - w.r_balance_newer + w.r_balance AS balance_after, "
+        "w.r_available_now - w.r_available_newer + w.r_available AS available_after "
         f"FROM ({window_sql}) w WHERE w.r_listed "
         "ORDER BY w.c_created_at DESC, w.c_id DESC"
     )
@@ -214,102 +216,12 @@ def add_running_figures(team: Team, entries: list[LedgerEntry]) -> None:
     if not entries:
         return
     oldest = min(entries, key=lambda e: (e.created_at, e.pk))
-    sql, params = _running_sql(team, [e.pk for e in entries], {}, since=oldest)
+    sql, params = running_sql(team, [e.pk for e in entries], {}, since=oldest)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         after = {row[0]: row[2:] for row in cursor.fetchall()}
     for entry in entries:
         entry.balance_after, entry.available_after = after[entry.pk]
-
-
-CSV_HEADER = [
-    "date",
-    "kind",
-    "amount",
-    "balance change",
-    "available change",
-    "job",
-    "member",
-    "provider",
-    "reason",
-    "actor",
-    "balance after",
-    "available after",
-]
-CSV_COLUMNS = {
-    "kind": F("kind"),
-    "amount": F("amount"),
-    "balance_change": _signed(_balance_effect),
-    "available_change": _signed(_available_effect),
-    "job": F("job_id"),
-    "member": F("member__email"),
-    "provider": F("provider"),
-    "reason": F("reason"),
-    "actor": F("actor__email"),
-}
-
-
-def _cell(text) -> str:
-    # A spreadsheet would run a cell starting like a formula; the quote makes it plain text.
-    text = text or ""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _job_id(value) -> str:
-    if value is None:
-        return ""
-    return str(value if isinstance(value, UUID) else UUID(value))  # SQLite: 32 hex digits
-
-
-def _moment(value, zone) -> str:
-    if isinstance(value, str):  # SQLite hands a raw query's datetimes back as text
-        value = parse_datetime(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(zone).isoformat()
-
-
-def csv_rows(team: Team, filters: dict, *, chunk_size: int = 5000) -> Iterator:
-    """The header, then one row per entry the filters (`ledger_filter`'s) select, with the team's
-    figures after it: plain tuples read a chunk at a time from a server-side cursor, so a long
-    ledger streams."""
-    yield CSV_HEADER
-    start = filters.get("date_from")
-    since = _day_start(start) if start else None
-    sql, params = _running_sql(team, ledger_filter(**filters), CSV_COLUMNS, since=since)
-    zone = timezone.get_current_timezone()
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(chunk_size):
-            for (
-                _,
-                created_at,
-                kind,
-                amount,
-                balance_change,
-                available_change,
-                job,
-                member,
-                provider,
-                reason,
-                actor,
-                balance_after,
-                available_after,
-            ) in rows:
-                yield (
-                    _moment(created_at, zone),
-                    kind,
-                    amount,
-                    balance_change,
-                    available_change,
-                    _job_id(job),
-                    _cell(member),
-                    _cell(provider),
-                    _cell(reason),
-                    _cell(actor),
-                    balance_after,
-                    available_after,
-                )
 
 
 # --- Monthly usage ------------------------------------------------------------------------------
@@ -372,11 +284,11 @@ GROUPS = ("member", "provider")
 def _monthly_rows(team: Team, starts: list[date]) -> list[dict]:
     """This month's spending (`budgets.commitments`, one definition everywhere) for each month
     in `starts`, member and provider: one query over the team's reservations of those months."""
-    until = next_period_start(_day_start(starts[-1]))
+    until = next_period_start(day_start(starts[-1]))
     # Refunds are already out, so a reservation with a settlement is a captured one. A join, not
     # a subquery per row: cheap enough that PostgreSQL does not stop to compile it (JIT).
     return list(
-        commitments(since=_day_start(starts[0]), until=until)
+        commitments(since=day_start(starts[0]), until=until)
         .filter(team=team)
         .annotate(month=TruncMonth("created_at", output_field=DateField()))
         .order_by()

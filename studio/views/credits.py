@@ -1,8 +1,6 @@
 """The team's credits page: figures, the ledger with filters and a CSV export, monthly usage."""
 
-import csv
 import hashlib
-import io
 from datetime import date
 from functools import partial
 
@@ -17,6 +15,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from studio.access import team_view
 from studio.billing import budgets, ledger, usage
+from studio.billing.ledger_csv import csv_pieces
 from studio.models import EntryKind
 from studio.views.htmx import partial_or_page, query_without_page
 
@@ -154,27 +153,6 @@ def credits_page(request):
     return render(request, template, context)
 
 
-class _Echo:
-    """A file that hands back what is written, so csv.writer can feed a streaming response."""
-
-    def write(self, value):
-        return value
-
-
-def _csv_text(rows, rows_per_piece: int = 1000):
-    """CSV text a thousand rows at a time: a streaming response handles each piece it is given,
-    so one per row would cost more than writing the rows."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for n, row in enumerate(rows, 1):
-        writer.writerow(row)
-        if n % rows_per_piece == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
 @team_view()
 @require_safe
 def ledger_csv(request):
@@ -187,7 +165,7 @@ def ledger_csv(request):
         ]
         return HttpResponseBadRequest("\n".join(problems), content_type="text/plain")
     response = StreamingHttpResponse(
-        _csv_text(usage.csv_rows(request.team, filters.cleaned_data)),
+        csv_pieces(request.team, filters.cleaned_data),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="{request.team.slug}-ledger.csv"'

@@ -4,7 +4,6 @@ the providers' health.
 To anyone but staff they answer 404, as if they did not exist.
 """
 
-import csv
 import json
 from datetime import timedelta
 from functools import wraps
@@ -23,11 +22,12 @@ from django.views.decorators.vary import vary_on_headers
 
 from studio.billing import ledger, reconciliation
 from studio.billing.errors import CreditError
+from studio.billing.ledger_csv import csv_text
 from studio.billing.staff import PriceBookChanged, edit_prices, grant_or_adjust, teams_with_figures
 from studio.models import AuditEntry, PriceBookVersion, PriceRule, Team
 from studio.providers import label_of
 from studio.providers.health import all_incidents, provider_health
-from studio.views.credits import _date_field, _Echo
+from studio.views.credits import _date_field
 from studio.views.htmx import partial_or_page
 
 PAGE_SIZE = 50
@@ -337,10 +337,7 @@ def staff_reconciliation_csv(request):
         rows = reconciliation.day_csv_rows(reconciliation.daily(provider, start=start, end=end))
     else:
         rows = reconciliation.job_csv_rows(reconciliation.differing_jobs(provider, start, end))
-    writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(
-        (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"
-    )
+    response = StreamingHttpResponse(csv_text(rows), content_type="text/csv; charset=utf-8")
     name = f"reconciliation-{kind}-{start:%Y-%m-%d}-{end:%Y-%m-%d}"
     if provider:
         name += f"-{provider}"
