@@ -74,9 +74,7 @@ def test_the_copied_csv_keeps_formulas_as_text_and_says_the_time_in_utc(awkward_
     assert {'\'=HYPERLINK("x")', "'+1 for you", "'-minus", "'@mention"} <= reasons
     assert {row[7] for row in rows[1:] if row[1] == "reserve"} == {"'=cmd"}
     newest = LedgerEntry.objects.filter(team=awkward_ledger).latest("created_at", "id")
-    assert rows[1][0] == newest.created_at.astimezone(UTC).isoformat(
-        timespec="microseconds"
-    )
+    assert rows[1][0] == newest.created_at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @pytest.mark.postgres
