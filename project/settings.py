@@ -241,6 +241,11 @@ API_IMAGE_FETCH_TIMEOUT = env_float("API_IMAGE_FETCH_TIMEOUT", 20.0, minimum=1.0
 # Django's own request cap must let a full-size image through, plus the form fields.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_HANDLERS = [
+    "studio.arriving_images.ImageCheckingUploadHandler",  # an image is checked as it arrives
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- Worker (django-q2) ---------------------------------------------------------------------
 # The slowest task may run this long; every task checks it itself. django-q2 kills a task past

@@ -19,7 +19,7 @@ from studio.models import Job, JobAsset, Membership
 from studio.providers import choose
 from studio.providers.base import AssetDraft, AssetsRefused
 from studio.tasks import enqueue_job
-from studio.uploads import ALLOWED_FORMATS, CheckedImage, UploadRefused, check_image
+from studio.uploads import ALLOWED_FORMATS, CheckedImage, UploadRefused, check_image_header
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +87,16 @@ def submit_job(
     if spec is not None and spec.key not in dict(provider.model_choices()):
         # A model made only from another job (AKOOL's add-audio): see studio.jobs.derived.
         spec, errors = None, {"model": [f"{spec.label} is made from a finished video's page."]}
-    checked = None
+    checked, confirm_decoded = None, None
     if image is None:
         errors["image"] = ["Choose an image to animate."]
     elif isinstance(image, StoredImage):
         checked = image.checked
     else:
         try:
-            checked = check_image(image)
+            # The header now; the decode (over 20 ms for a phone photo) is waited for only just
+            # before the reservation, so storing the file and writing the job overlap it.
+            checked, confirm_decoded = check_image_header(image)
         except UploadRefused as refusal:
             errors["image"] = [str(refusal)]
     if spec is not None and checked is not None:
@@ -111,6 +113,11 @@ def submit_job(
         except PriceUnavailable as missing:
             errors["provider"] = [str(missing)]
     if errors:
+        if confirm_decoded is not None and "image" not in errors:
+            try:  # every problem said at once
+                confirm_decoded()
+            except UploadRefused as refusal:
+                errors["image"] = [str(refusal)]
         raise JobRefused(errors)
 
     job = Job(
@@ -131,13 +138,19 @@ def submit_job(
             raise StorageUnavailable() from error
     else:
         job.input_image.name = image.name
-    return create_reserved(job, provider, price, drafts or [], owns_image=owns_image)
+    return create_reserved(
+        job, provider, price, drafts or [], owns_image=owns_image, confirm_image=confirm_decoded
+    )
 
 
-def create_reserved(job: Job, provider, price, drafts=(), *, owns_image: bool) -> Job:
+def create_reserved(
+    job: Job, provider, price, drafts=(), *, owns_image: bool, confirm_image=None
+) -> Job:
     """Save a new job with its files and its reservation, all of it or none of it, and hand it
     to the engine. `owns_image`: the job's input file was stored for it (and goes if it fails);
-    a job made from another's output shares that job's file and never deletes it."""
+    a job made from another's output shares that job's file and never deletes it.
+    `confirm_image` raises UploadRefused if the image turns out damaged: the job is then never
+    reserved nor committed."""
     now = timezone.now()
     job.price_version = price.version
     job.price_quoted = price.amount
@@ -167,12 +180,17 @@ def create_reserved(job: Job, provider, price, drafts=(), *, owns_image: bool) -
                 asset.job = job
             JobAsset.objects.bulk_create(assets)
             limit = budgets.member_limit(job.team, job.creator)  # read once for both
+            if confirm_image is not None:
+                confirm_image()  # before the team's account is locked, and nothing is reserved
             ledger.reserve(job, limit=limit)
             budgets.send_warnings(job.team, job.creator, limit=limit)
             enqueue_job(job)
     except CreditError as refusal:
         discard_files()
         raise JobRefused({"credits": [str(refusal)]}) from None
+    except UploadRefused as refusal:
+        discard_files()
+        raise JobRefused({"image": [str(refusal)]}) from None
     except BaseException:
         # An error after the commit (an on_commit step) leaves a real job that needs its files.
         if not Job.objects.filter(pk=job.pk).exists():
