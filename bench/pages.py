@@ -142,8 +142,9 @@ def queries(client, path: str, htmx: bool) -> tuple[int, list[str], int]:
 
 
 def _is_read(sql: str) -> bool:
-    # DECLARE/CLOSE: the server-side cursor a streamed export reads through.
-    reads = ("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK", "DECLARE", "CLOSE")
+    # COPY (SELECT …) TO STDOUT: the ledger CSV on PostgreSQL; EXECUTE studio_member…: the team
+    # pages' SELECT, prepared once per connection (studio.access).
+    reads = ("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK", "COPY (", "EXECUTE STUDIO_MEMBER")
     return sql.lstrip().upper().startswith(reads)
 
 

@@ -122,7 +122,7 @@ def _ledger_stays_consistent(request):
 @pytest.fixture
 def _needs_postgres(db):
     if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (row locking, COPY): run with DATABASE_URL=postgres://...")
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
 
 
 # --- Personas -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from studio.billing import ledger
 from studio.models import Job
 from tests.factories import make_job
 
@@ -36,7 +37,8 @@ def queries(client, path: str, **headers) -> list[str]:
 
 
 def writes(sql: list[str]) -> list[str]:
-    reads = ("SELECT", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK")
+    # EXECUTE studio_member…: team_view's SELECT, prepared once per connection (studio.access).
+    reads = ("SELECT", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "EXECUTE STUDIO_MEMBER")
     return [query for query in sql if not query.lstrip().upper().startswith(reads)]
 
 
@@ -95,3 +97,25 @@ def test_a_gallery_page_shows_its_own_jobs_newest_first(personas, client_for):
     second = client.get(f"/t/{personas.team.slug}/gallery/?page=2").content.decode()
     assert all(str(pk) in first for pk in ids[:12]) and str(ids[12]) not in first
     assert all(str(pk) in second for pk in ids[12:]) and str(ids[0]) not in second
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # to close the connection
+def test_the_team_statement_is_planned_once_per_connection(personas, client_for):
+    job = make_job(personas.team, personas.member, state="running")
+    ledger.grant(personas.outsider_team, 10, actor=personas.outsider, reason="Test")
+    outsider_job = make_job(personas.outsider_team, personas.outsider, state="running")
+    client = client_for(personas.member)
+    path = f"/t/{personas.team.slug}/jobs/{job.pk}/status/"
+
+    member_reads = [q for q in queries(client, path, **HTMX) if "studio_member" in q]
+    connection.close()  # a new connection: prepared again on first use
+
+    assert member_reads and all(q.startswith("EXECUTE studio_member_job(") for q in member_reads)
+    assert client.get(path, **HTMX).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        assert {"studio_member_job"} <= {name for (name,) in cursor.fetchall()}
+    # The prepared statement keeps the wall: another team's job is not found through it.
+    other = f"/t/{personas.team.slug}/jobs/{outsider_job.pk}/status/"
+    assert client.get(other, **HTMX).status_code == 404
