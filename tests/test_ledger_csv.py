@@ -77,14 +77,20 @@ def test_the_copied_csv_keeps_formulas_as_text_and_says_the_time_in_utc(awkward_
     assert rows[1][0] == newest.created_at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-@pytest.mark.postgres
-def test_a_long_ledger_comes_in_several_pieces_and_one_query(personas):
+def lengthen(personas, entries: int):
+    """`entries` more one-credit grants, each with a long reason, in one insert."""
     team = personas.team
     LedgerEntry.objects.bulk_create(
-        LedgerEntry(team=team, kind="grant", amount=1, actor=personas.owner, reason="x" * 60)
-        for _ in range(2000)
+        LedgerEntry(team=team, kind="grant", amount=1, actor=personas.owner, reason="x" * 70)
+        for _ in range(entries)
     )
-    CreditAccount.objects.filter(team=team).update(balance=F("balance") + 2000)
+    CreditAccount.objects.filter(team=team).update(balance=F("balance") + entries)
+    return team
+
+
+@pytest.mark.postgres
+def test_a_long_ledger_comes_in_several_pieces_and_one_query(personas):
+    team = lengthen(personas, 2000)
 
     with CaptureQueriesContext(connection) as queries:
         pieces = list(ledger_csv.csv_pieces(team, {}))
@@ -99,12 +105,7 @@ def test_a_long_ledger_comes_in_several_pieces_and_one_query(personas):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # as a request runs: autocommit
 def test_an_abandoned_download_leaves_the_connection_usable(personas):
-    team = personas.team
-    LedgerEntry.objects.bulk_create(
-        LedgerEntry(team=team, kind="grant", amount=1, actor=personas.owner, reason="y" * 80)
-        for _ in range(3000)
-    )
-    CreditAccount.objects.filter(team=team).update(balance=F("balance") + 3000)
+    team = lengthen(personas, 3000)
     pieces = ledger_csv.csv_pieces(team, {})
     next(pieces), next(pieces)  # the header, then the first rows; then the member goes away
 
