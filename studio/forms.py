@@ -2,6 +2,8 @@ from dataclasses import dataclass
 
 from django import forms
 from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 
 from studio.models import ImageUpload, Invite, Job, Role, Team
 from studio.providers import PROVIDERS, provider_choices
@@ -36,7 +38,18 @@ class KeptImage:
         return self.field == "from_job"
 
 
-class ProviderSelect(forms.Select):
+class OneLoopSelect(forms.Select):
+    """A select whose options are drawn in one loop of one template. Django's own select
+    template includes a template per option, and another for each option's attributes: the
+    gallery's three filters cost 15 % of its CPU that way."""
+
+    template_name = "studio/widgets/select.html"
+
+    def _render(self, template_name, context, renderer=None):
+        return mark_safe(render_to_string(template_name, context))
+
+
+class ProviderSelect(OneLoopSelect):
     """Providers that cannot take jobs now are shown, disabled, with the reason."""
 
     def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):

@@ -4,6 +4,7 @@ from django.shortcuts import render
 from django.views.decorators.vary import vary_on_headers
 
 from studio.access import team_view
+from studio.forms import OneLoopSelect
 from studio.models import Job, JobState
 from studio.providers import provider_choices
 from studio.views.htmx import partial_or_page, query_without_page
@@ -12,9 +13,11 @@ PAGE_SIZE = 12
 
 
 class GalleryFilter(forms.Form):
-    member = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
-    provider = forms.ChoiceField(required=False)
-    state = forms.ChoiceField(required=False)
+    member = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, widget=OneLoopSelect
+    )
+    provider = forms.ChoiceField(required=False, widget=OneLoopSelect)
+    state = forms.ChoiceField(required=False, widget=OneLoopSelect)
 
     def __init__(self, data, team):
         super().__init__(data)
@@ -46,9 +49,9 @@ def gallery(request):
 def page_of_jobs(jobs, number):
     """One page of `jobs`, the newest first, in three queries whatever the page: the count, the
     page's ids (an index-only scan of the gallery index skips the pages before it without reading
-    their rows), then those jobs with their creators."""
+    their rows), then those jobs with their creators, only the columns the cards show."""
     page = Paginator(jobs.values_list("pk", flat=True), PAGE_SIZE).get_page(number)
     ids = list(page.object_list)
-    found = Job.objects.select_related("creator").in_bulk(ids)
+    found = Job.objects.for_cards().in_bulk(ids)
     page.object_list = [found[pk] for pk in ids if pk in found]
     return page

@@ -24,7 +24,7 @@ def home(request):
 @team_view()
 @vary_on_headers("HX-Request")
 def dashboard(request):
-    jobs = Job.objects.filter(team=request.team).select_related("creator")[:12]
+    jobs = Job.objects.filter(team=request.team).for_cards()[:12]
     active = any(job.is_active for job in jobs)
     context = {"jobs": jobs, "poll": active}
     if not request.htmx:  # the whole page shows the team's available credits
