@@ -19,7 +19,7 @@ JOB = uuid.UUID("3f2b8c1e-9d4a-4e7b-8c2d-1a2b3c4d5e6f")
 )
 @pytest.mark.parametrize("slug", ["studio", "00000000-0000-0000-0000-000000000000"])
 def test_job_url_gives_the_address_url_gives(name, rest, slug):
-    # The second slug is the placeholder the tag reverses with: the job's id still goes in its place.
+    # The second slug is the tag's own placeholder: the job's id still goes in its place.
     drawn = Template(
         "{% load job_urls %}{% job_url name slug job *rest %}".replace(
             "*rest", " ".join(f"'{piece}'" for piece in rest)
