@@ -1,24 +1,25 @@
 """Who may see what. Every team-scoped view goes through `team_view`, so a team's pages, partials
 and files answer 404 to anyone who is not its member, exactly as if they did not exist.
 
-A team page starts by reading, in one statement, the signed-in user, their membership of the team
-in the URL with the team, and — on a job's routes — the job: the pages members keep open (the job
-status polled every 2 s above all) then cost two queries, the session and this one.
+A team page starts by reading, in one statement, the session, its signed-in user, their membership
+of the team in the URL with the team, and — on a job's routes — the job: the pages members keep
+open (the job status polled every 2 s above all) then cost that one query.
 """
 
 import re
 import weakref
 from functools import cache, wraps
 
-from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.http import Http404
+from django.utils import timezone
 
 from studio.auth import prefetched_user
-from studio.models import Job, Membership, Role, Team, User
+from studio.models import Job, Membership, Role, Session, Team, User
 from studio.rows import Columns
+from studio.sessions import user_id_of
 
 CURRENT_TEAM_KEY = "current_team"
 
@@ -30,16 +31,21 @@ def _columns() -> tuple[Columns, Columns, Columns, Columns]:
 
 @cache
 def _statement(with_job: bool) -> str:
+    """Parameters: the team's slug, the job's id (with_job), the session key, the time now."""
     user, membership, team, job = _columns()
     parts = [user, membership, team] + ([job] if with_job else [])
+    quote = connection.ops.quote_name
     sql = [
-        f"SELECT {', '.join(part.sql() for part in parts)} FROM {user.table} u",
+        f"SELECT s.{quote('session_data')}, s.{quote('user_id')}, "
+        f"{', '.join(part.sql() for part in parts)}",
+        f"FROM {quote(Session._meta.db_table)} s",
+        f"LEFT JOIN {user.table} u ON u.id = s.{quote('user_id')}",
         f"LEFT JOIN {team.table} t ON t.slug = %s",
         f"LEFT JOIN {membership.table} m ON m.team_id = t.id AND m.user_id = u.id",
     ]
     if with_job:
         sql.append(f"LEFT JOIN {job.table} j ON j.team_id = m.team_id AND j.id = %s")
-    sql.append("WHERE u.id = %s")
+    sql.append(f"WHERE s.{quote('session_key')} = %s AND s.{quote('expire_date')} > %s")
     return " ".join(sql)
 
 
@@ -66,19 +72,25 @@ def _execute(cursor, with_job: bool, params: list) -> None:
 
 
 def _read_member(request, slug: str, job_id) -> Membership | None:
-    """The session's user (handed to Django's own session check through the backend), their
-    membership of `slug` with its team, and the job asked for (request.job), in one query."""
-    user_id = request.session.get(SESSION_KEY)
-    if user_id is None or not str(user_id).isdigit():
+    """The session (handed to request.session), its user (handed to Django's own session check
+    through the backend), their membership of `slug` with its team, and the job asked for
+    (request.job), in one query."""
+    session_key = request.session.session_key
+    if not session_key:
         return None
     job_param = [Job._meta.pk.get_db_prep_value(job_id, connection)] if job_id else []
+    now = Session._meta.get_field("expire_date").get_db_prep_value(timezone.now(), connection)
     with connection.cursor() as cursor:
-        _execute(cursor, job_id is not None, [slug, *job_param, int(user_id)])
+        _execute(cursor, job_id is not None, [slug, *job_param, session_key, now])
         row = cursor.fetchone()
-    if row is None:
+    if row is None:  # no such session, or expired: Django's own check says so
         return None
+    if user_id_of(request.session.adopt(row[0])) != row[1]:
+        # A row whose user column is not its data's (a session older than the column): the
+        # data is what Django trusts, so read the way Django would.
+        return _membership_or_none(request, slug)
     columns = _columns()
-    user, at = columns[0].instance(row, 0)
+    user, at = columns[0].instance(row, 2)
     membership, at = columns[1].instance(row, at)
     team, at = columns[2].instance(row, at)
     prefetched_user.set(user)
@@ -93,6 +105,14 @@ def _read_member(request, slug: str, job_id) -> Membership | None:
     return membership
 
 
+def _membership_or_none(request, slug: str) -> Membership | None:
+    if not request.user.is_authenticated:
+        return None
+    return (
+        Membership.objects.select_related("team").filter(team__slug=slug, user=request.user).first()
+    )
+
+
 def team_view(min_role: str = Role.VIEWER):
     """Resolve `team_slug` to the user's membership (404 if none); 403 if the role is too low."""
 
@@ -105,6 +125,7 @@ def team_view(min_role: str = Role.VIEWER):
                 membership = _read_member(request, team_slug, job_id)
                 if not request.user.is_authenticated:  # Django's check of the session
                     return redirect_to_login(request.get_full_path())
+
             finally:
                 prefetched_user.reset(reset)
             if membership is None or membership.user_id != request.user.pk:

@@ -1,15 +1,42 @@
-"""Django's database sessions, read with one fixed statement.
+"""Django's database sessions, kept in studio.models.Session with the signed-in user's id beside
+the data, and read with one fixed statement.
 
 Every signed-in request reads its session; compiling the ORM's query for it cost about as much as
-running it. Writing, expiry and everything else are Django's own (SESSION_ENGINE names this).
+running it. A team page reads it with the user, their membership and the job in one statement
+(studio/access.py) and hands the data over with `adopt`. Writing, expiry and everything else are
+Django's own (SESSION_ENGINE names this).
 """
 
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.utils import timezone
 
 
+def user_id_of(data: dict) -> int | None:
+    """The signed-in user's id in a session's data, as the user_id column keeps it."""
+    value = data.get(SESSION_KEY)
+    return int(value) if str(value).isdigit() else None
+
+
 class SessionStore(db.SessionStore):
+    @classmethod
+    def get_model_class(cls):
+        from studio.models import Session
+
+        return Session
+
+    def create_model_instance(self, data):
+        session = super().create_model_instance(data)
+        session.user_id = user_id_of(data)
+        return session
+
+    def adopt(self, session_data: str) -> dict:
+        """This session's data from a row the caller read (unexpired, by this session's key),
+        so that reading the session costs no second query."""
+        self._session_cache = self.decode(session_data)
+        return self._session_cache
+
     def _get_session_from_db(self):
         model = self.model
         connection = connections[router.db_for_read(model)]

@@ -11,7 +11,7 @@ from studio.models import Job
 from tests.factories import make_job
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-STATUS_QUERIES = 2  # the session; the user, membership, team and job in one statement
+STATUS_QUERIES = 1  # the session, user, membership, team and job in one statement
 
 
 def finished(team, creator, count: int) -> None:
@@ -69,7 +69,7 @@ def test_the_session_is_written_only_when_the_current_team_changes(personas, cli
     client.get(other)  # another team: the session now names it
     with CaptureQueriesContext(connection) as captured:
         client.get(status, **HTMX)
-    assert any("django_session" in sql for sql in writes([q["sql"] for q in captured]))
+    assert any("studio_session" in sql for sql in writes([q["sql"] for q in captured]))
 
 
 @pytest.mark.django_db

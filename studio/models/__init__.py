@@ -11,7 +11,7 @@ from studio.models.billing import (
 from studio.models.jobs import AssetRole, Job, JobAsset, JobState
 from studio.models.providers import IncidentKind, ProviderAccount, ProviderIncident
 from studio.models.teams import Invite, Membership, Role, Team
-from studio.models.users import User
+from studio.models.users import Session, User
 from studio.models.webhooks import (
     DeliveryState,
     WebhookDelivery,
@@ -46,5 +46,6 @@ __all__ = [
     "Membership",
     "Role",
     "Team",
+    "Session",
     "User",
 ]
