@@ -19,7 +19,6 @@ from studio.providers import PROVIDERS
 def new_job(request):
     status = 200
     if request.method == "POST":
-        form = NewJobForm(request.POST, request.FILES)
         upload = request.FILES.get("image")
         kept_id, from_id = request.POST.get("kept_image", ""), request.POST.get("from_job", "")
         try:
@@ -32,6 +31,7 @@ def new_job(request):
                 request.FILES,
             )
         except JobRefused as refusal:
+            form = NewJobForm(request.POST, request.FILES)  # only a refusal shows the form again
             form.add_refusal(refusal.errors)
             if isinstance(refusal, StorageUnavailable):
                 status = 503  # our fault, and passing: not a form the member got wrong
