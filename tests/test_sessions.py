@@ -79,3 +79,6 @@ def test_the_migration_keeps_everyone_signed_in(personas):
     copied = {s.session_key: s.user_id for s in Session.objects.all()}
     assert copied == {"signed-in": personas.member.pk, "anonymous": None}
     assert not OldSession.objects.exists()  # nothing is left to read in Django's table
+
+    copy_sessions.copy_sessions_back(apps, None)  # and undone, nobody is signed out either
+    assert set(OldSession.objects.values_list("session_key", flat=True)) == set(copied)

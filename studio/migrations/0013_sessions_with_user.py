@@ -26,6 +26,18 @@ def copy_sessions(apps, schema_editor):
     Old.objects.all().delete()
 
 
+def copy_sessions_back(apps, schema_editor):
+    """Undoing the move keeps everyone signed in too."""
+    Old, New = apps.get_model("sessions", "Session"), apps.get_model("studio", "Session")
+    batch = []
+    for new in New.objects.filter(expire_date__gt=timezone.now()).iterator(chunk_size=BATCH):
+        batch.append(Old(new.session_key, new.session_data, new.expire_date))
+        if len(batch) == BATCH:
+            Old.objects.bulk_create(batch, ignore_conflicts=True)
+            batch = []
+    Old.objects.bulk_create(batch, ignore_conflicts=True)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -49,5 +61,5 @@ class Migration(migrations.Migration):
                 'abstract': False,
             },
         ),
-        migrations.RunPython(copy_sessions, migrations.RunPython.noop),
+        migrations.RunPython(copy_sessions, copy_sessions_back),
     ]
