@@ -14,12 +14,11 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.http import Http404
-from django.utils import timezone
 
 from studio.auth import prefetched_user
 from studio.models import Job, Membership, Role, Session, Team, User
 from studio.rows import Columns
-from studio.sessions import user_id_of
+from studio.sessions import unexpired_after, user_id_of
 
 CURRENT_TEAM_KEY = "current_team"
 
@@ -79,7 +78,7 @@ def _read_member(request, slug: str, job_id) -> Membership | None:
     if not session_key:
         return None
     job_param = [Job._meta.pk.get_db_prep_value(job_id, connection)] if job_id else []
-    now = Session._meta.get_field("expire_date").get_db_prep_value(timezone.now(), connection)
+    now = unexpired_after(connection)
     with connection.cursor() as cursor:
         _execute(cursor, job_id is not None, [slug, *job_param, session_key, now])
         row = cursor.fetchone()
@@ -125,7 +124,6 @@ def team_view(min_role: str = Role.VIEWER):
                 membership = _read_member(request, team_slug, job_id)
                 if not request.user.is_authenticated:  # Django's check of the session
                     return redirect_to_login(request.get_full_path())
-
             finally:
                 prefetched_user.reset(reset)
             if membership is None or membership.user_id != request.user.pk:

@@ -19,6 +19,14 @@ def user_id_of(data: dict) -> int | None:
     return int(value) if str(value).isdigit() else None
 
 
+def unexpired_after(connection):
+    """The time now as a session row's expire_date is compared with it on `connection`."""
+    from studio.models import Session
+
+    expires = Session._meta.get_field("expire_date")
+    return expires.get_db_prep_value(timezone.now(), connection)
+
+
 class SessionStore(db.SessionStore):
     @classmethod
     def get_model_class(cls):
@@ -41,13 +49,11 @@ class SessionStore(db.SessionStore):
         model = self.model
         connection = connections[router.db_for_read(model)]
         quote = connection.ops.quote_name
-        expires = model._meta.get_field("expire_date")
-        now = expires.get_db_prep_value(timezone.now(), connection)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT {quote('session_data')} FROM {quote(model._meta.db_table)} "
                 f"WHERE {quote('session_key')} = %s AND {quote('expire_date')} > %s",
-                [self.session_key, now],
+                [self.session_key, unexpired_after(connection)],
             )
             row = cursor.fetchone()
         if row is None:

@@ -45,7 +45,7 @@ __all__ = [
     "JobState",
     "Membership",
     "Role",
-    "Team",
     "Session",
+    "Team",
     "User",
 ]
