@@ -91,6 +91,7 @@ def _fresh_cache():
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.SCRATCH_DIR = tmp_path / "scratch"  # arriving uploads are spooled there too
     # Real hashing costs ~0.3 s a user; tests make many users and test no hashing.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return settings.MEDIA_ROOT

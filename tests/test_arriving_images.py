@@ -1,8 +1,10 @@
 """An uploaded image is decoded while it arrives (studio.arriving_images), and the decode's answer
 is still what decides, before anything is reserved."""
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -10,9 +12,10 @@ from django.core.files.uploadhandler import StopFutureHandlers
 
 from studio import arriving_images, uploads
 from studio.arriving_images import ArrivingBytes, ImageCheckingUploadHandler
-from studio.models import Job, LedgerEntry
+from studio.models import ImageUpload, Job, LedgerEntry
 from studio.uploads import UploadRefused
 from tests.conftest import FAST_PARAMS, make_image_bytes
+from tests.test_new_job_form import drain
 
 
 def photo(size=(1600, 1200)) -> bytes:
@@ -68,6 +71,77 @@ def test_a_damaged_photo_is_named_beside_the_other_refusals(personas, client_for
     assert not Job.objects.exists()
 
 
+# --- Spooled to disk as it arrives ------------------------------------------------------------
+@pytest.fixture
+def spooled(monkeypatch):
+    """The (path, inode) of every image spooled while it arrived."""
+    seen = []
+    real_init = arriving_images.SpooledImage.__init__
+
+    def recording_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        seen.append((Path(self.file.name), os.stat(self.file.name).st_ino))
+
+    monkeypatch.setattr(arriving_images.SpooledImage, "__init__", recording_init)
+    return seen
+
+
+def test_an_image_is_stored_by_moving_the_file_it_arrived_in(
+    personas, client_for, spooled, settings
+):
+    image = photo()
+    response = post_new_job(client_for(personas.member), personas.team, image)
+
+    assert response.status_code == 302
+    stored = Path(Job.objects.get().input_image.path)
+    assert stored.read_bytes() == image
+    [(spool, inode)] = spooled
+    assert spool.parent == Path(settings.SCRATCH_DIR) / "uploads"
+    assert stored.stat().st_ino == inode  # renamed into the media folder, not written again
+    assert not spool.exists()
+
+
+def test_a_refused_image_leaves_nothing_in_the_scratch_folder(
+    personas, client_for, spooled, media_root
+):
+    response = post_new_job(client_for(personas.member), personas.team, damaged_photo())
+
+    assert response.status_code == 200
+    [(spool, _)] = spooled
+    assert not spool.exists()
+    assert not [p for p in media_root.rglob("*") if p.is_file()]
+
+
+def test_an_image_refused_for_credits_after_storing_is_kept_all_the_same(
+    personas, client_for, spooled
+):
+    """The job's file is stored (moved) before the reservation finds no credits and deletes it
+    again; keeping the image for the next try then reads what is still open."""
+    drain(personas.team)
+    image = photo()
+
+    response = post_new_job(client_for(personas.member), personas.team, image)
+
+    assert response.status_code == 200
+    assert "credits" in response.content.decode()
+    assert spooled  # it arrived spooled
+    [kept] = ImageUpload.objects.all()
+    assert kept.file.read() == image
+
+
+def test_without_a_scratch_folder_an_image_arrives_in_memory(
+    personas, client_for, settings, tmp_path
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the scratch folder would be")
+    settings.SCRATCH_DIR = blocker
+
+    response = post_new_job(client_for(personas.member), personas.team, photo())
+
+    assert response.status_code == 302
+    assert Path(Job.objects.get().input_image.path).read_bytes() == photo()
+
+
 def test_a_request_starts_only_a_few_checks(personas, client_for, monkeypatch):
     started = []
     real_init = arriving_images.ArrivingCheck.__init__
@@ -107,6 +181,42 @@ def test_a_read_waits_for_the_bytes_it_asks_for():
     assert arriving.read(3) == b"bcd"
 
 
+def test_after_the_header_a_jpeg_is_decoded_as_it_arrives_not_block_by_block():
+    """A read answers with what has arrived, so the decode keeps pace with the upload instead
+    of waiting for a whole block (1 MB) while the bytes trickle in."""
+    image = photo((2400, 1800))
+    assert len(image) < uploads.DECODE_BLOCK_BYTES
+    check = arriving_images.ArrivingCheck()
+    half = len(image) // 2
+    check.bytes.append(image[:half])
+    assert check.header().format == "JPEG"
+
+    deadline = time.monotonic() + 10
+    while check.bytes.tell() < half and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert check.bytes.tell() == half  # the decoder has taken all that came, and waits
+
+    check.bytes.append(image[half:])
+    check.bytes.complete()
+    check.confirm_decoded()
+
+
+def test_a_short_read_answers_with_what_has_arrived():
+    arriving = ArrivingBytes()
+    arriving.append(b"abc")
+    arriving.allow_short_reads()
+
+    def later():
+        time.sleep(0.05)
+        arriving.append(b"de")
+        arriving.complete()
+
+    threading.Thread(target=later).start()
+    assert arriving.read(10) == b"abc"
+    assert arriving.read(10) == b"de"  # waited for at least one byte
+    assert arriving.read(10) == b""  # the end
+
+
 def test_a_read_gives_up_when_the_upload_stops_arriving(monkeypatch):
     monkeypatch.setattr(arriving_images, "STALL_SECONDS", 0.05)
     arriving = ArrivingBytes()
@@ -116,7 +226,7 @@ def test_a_read_gives_up_when_the_upload_stops_arriving(monkeypatch):
         arriving.read(10)
 
 
-def test_an_interrupted_upload_ends_its_check_as_damaged():
+def test_an_interrupted_upload_ends_its_check_as_damaged_and_leaves_no_file(spooled):
     handler = ImageCheckingUploadHandler()
     with pytest.raises(StopFutureHandlers):  # Django's other handlers never see it
         handler.new_file("image", "phone.jpg", "image/jpeg", None)
@@ -127,6 +237,8 @@ def test_an_interrupted_upload_ends_its_check_as_damaged():
 
     with pytest.raises(UploadRefused, match="damaged or incomplete"):
         check.confirm_decoded()
+    [(spool, _)] = spooled
+    assert not spool.exists()
 
 
 def test_a_file_not_declared_an_image_goes_to_djangos_handlers():

@@ -187,6 +187,23 @@ def test_the_sweep_keeps_live_folders_and_removes_any_past_the_kill_time(
     assert not forgotten.exists()
 
 
+def test_the_sweep_removes_uploads_left_by_a_killed_web_process(scratch_dir):
+    folder = scratch.uploads()
+    left = folder / f"tmpkilled{scratch.UPLOAD_SUFFIX}"
+    left.write_bytes(b"half a photo")
+    age(left, scratch.UPLOAD_MAX_AGE + 30)
+    arriving = folder / f"tmpnow{scratch.UPLOAD_SUFFIX}"
+    arriving.write_bytes(b"a photo on its way")
+    someone_elses = folder / "notes.txt"
+    someone_elses.write_text("not an upload")
+    age(someone_elses, 10 * scratch.UPLOAD_MAX_AGE)
+
+    assert scratch.sweep() == 1
+
+    assert not left.exists()
+    assert arriving.exists() and someone_elses.exists()
+
+
 def test_renders_and_copies_work_in_named_folders_under_the_scratch_dir(
     personas, scratch_dir, monkeypatch
 ):

@@ -6,6 +6,11 @@ mid-task cannot remove its folder, so the periodic sweep (studio.tasks.sweep) re
 older than TASK_TIME_LIMIT whose job is no longer running, and any older than Q_TIMEOUT (django-q2
 has killed whatever task made it by then).
 
+Uploads: an image arriving in a request is written to `uploads/` here as it comes
+(studio.arriving_images), so that storing it on local disk is a rename. The request removes its
+file when it ends; the sweep removes any older than UPLOAD_MAX_AGE (a web process killed
+mid-request), which no request lasts.
+
 Storing: `StoredFiles` saves files to storage and deletes every one of them again if anything
 fails before the job takes them, so a failure halfway leaves no orphaned video or poster.
 
@@ -30,6 +35,8 @@ from django.core.files.storage import default_storage
 
 log = logging.getLogger(__name__)
 FOLDER_NAME = re.compile(r"^(render|output)-([0-9a-f]{32})-")
+UPLOAD_SUFFIX = ".upload"
+UPLOAD_MAX_AGE = 3600.0  # seconds; the web server ends a request long before (gunicorn: 30-60 s)
 
 
 def root() -> Path:
@@ -43,14 +50,41 @@ def folder(kind: str, job_id) -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix=f"{kind}-{uuid.UUID(str(job_id)).hex}-", dir=root())
 
 
-def sweep(now: float | None = None) -> int:
-    """Remove scratch folders left behind by killed workers; returns how many."""
-    from studio.models import Job, JobState
+def uploads() -> Path:
+    """Where arriving uploads are spooled: beside the media folder by default, so that storing
+    one is a rename."""
+    folder = Path(settings.SCRATCH_DIR) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
+
+def sweep(now: float | None = None) -> int:
+    """Remove scratch folders left behind by killed workers, and uploads left by killed web
+    processes; returns how many."""
     base = Path(settings.SCRATCH_DIR)
     if not base.is_dir():
         return 0
     now = time.time() if now is None else now
+    return _sweep_folders(base, now) + _sweep_uploads(base / "uploads", now)
+
+
+def _sweep_uploads(folder: Path, now: float) -> int:
+    removed = 0
+    for entry in folder.glob(f"*{UPLOAD_SUFFIX}"):
+        try:
+            if now - entry.stat().st_mtime > UPLOAD_MAX_AGE:
+                entry.unlink()
+                removed += 1
+        except FileNotFoundError:  # its request ended meanwhile
+            continue
+    if removed:
+        log.info("removed %d uploads left by stopped web processes", removed)
+    return removed
+
+
+def _sweep_folders(base: Path, now: float) -> int:
+    from studio.models import Job, JobState
+
     stale: dict[str, list[tuple[Path, float]]] = {}
     for entry in base.iterdir():
         match = FOLDER_NAME.match(entry.name)
