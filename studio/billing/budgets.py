@@ -212,12 +212,13 @@ def warnings_due(
     return due
 
 
-def send_warnings(team: Team, member, *, limit=UNREAD) -> list[BudgetWarning]:
-    """Record and mail each warning due, once per team, threshold and calendar month.
+def send_warnings(team: Team, member, *, limit=UNREAD, account=None) -> list[BudgetWarning]:
+    """Record and mail each warning due, once per team, threshold and calendar month. `account`:
+    the team's, when the caller holds it locked with its figures up to date.
 
     The unique constraint, not this code, makes "once" hold when submissions race.
     """
-    account = CreditAccount.objects.get(team=team)
+    account = account or CreditAccount.objects.get(team=team)
     sent = []
     for key, message in warnings_due(team, member, account, limit=limit):
         try:

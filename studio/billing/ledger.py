@@ -57,9 +57,10 @@ def adjust(team: Team, amount: int, *, actor, reason: str) -> LedgerEntry:
         return _write(team, K.ADJUSTMENT, amount, actor=actor, reason=reason.strip())
 
 
-def reserve(job: Job, *, limit=budgets.UNREAD) -> LedgerEntry:
+def reserve(job: Job, *, limit=budgets.UNREAD) -> CreditAccount:
     """Hold the job's quoted price. Call inside the transaction that creates the job.
-    `limit`: the creator's monthly limit, when the caller has read it."""
+    `limit`: the creator's monthly limit, when the caller has read it. Returns the team's account
+    as the hold left it (still locked, so these figures are the row's until the commit)."""
     current = account(job.team, lock=True)  # serialises a team's reservations and budget checks
     if current.available < job.price_quoted:
         short = job.price_quoted - current.available
@@ -68,7 +69,7 @@ def reserve(job: Job, *, limit=budgets.UNREAD) -> LedgerEntry:
             f"available: {short} short."
         )
     budgets.check_limits(job.team, job.creator, job.price_quoted, account=current, limit=limit)
-    return _write(
+    _write(
         job.team,
         K.RESERVE,
         job.price_quoted,
@@ -77,6 +78,10 @@ def reserve(job: Job, *, limit=budgets.UNREAD) -> LedgerEntry:
         provider=job.provider,
         actor=job.creator,
     )
+    d_balance, d_held = EFFECTS[K.RESERVE]
+    current.balance += d_balance * job.price_quoted
+    current.held += d_held * job.price_quoted
+    return current
 
 
 def _settle(job_id, kind: str, reason: str) -> bool:

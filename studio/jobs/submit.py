@@ -139,18 +139,32 @@ def submit_job(
     else:
         job.input_image.name = image.name
     return create_reserved(
-        job, provider, price, drafts or [], owns_image=owns_image, confirm_image=confirm_decoded
+        job,
+        provider,
+        price,
+        drafts or [],
+        owns_image=owns_image,
+        confirm_image=confirm_decoded,
+        limit=membership.monthly_limit,
     )
 
 
 def create_reserved(
-    job: Job, provider, price, drafts=(), *, owns_image: bool, confirm_image=None
+    job: Job,
+    provider,
+    price,
+    drafts=(),
+    *,
+    owns_image: bool,
+    confirm_image=None,
+    limit=budgets.UNREAD,
 ) -> Job:
     """Save a new job with its files and its reservation, all of it or none of it, and hand it
     to the engine. `owns_image`: the job's input file was stored for it (and goes if it fails);
     a job made from another's output shares that job's file and never deletes it.
     `confirm_image` raises UploadRefused if the image turns out damaged: the job is then never
-    reserved nor committed."""
+    reserved nor committed. `limit`: the creator's monthly limit, when the caller has their
+    membership in hand."""
     now = timezone.now()
     job.price_version = price.version
     job.price_quoted = price.amount
@@ -179,11 +193,12 @@ def create_reserved(
             for asset in assets:
                 asset.job = job
             JobAsset.objects.bulk_create(assets)
-            limit = budgets.member_limit(job.team, job.creator)  # read once for both
+            if limit is budgets.UNREAD:
+                limit = budgets.member_limit(job.team, job.creator)  # read once for both
             if confirm_image is not None:
                 confirm_image()  # before the team's account is locked, and nothing is reserved
-            ledger.reserve(job, limit=limit)
-            budgets.send_warnings(job.team, job.creator, limit=limit)
+            held = ledger.reserve(job, limit=limit)
+            budgets.send_warnings(job.team, job.creator, limit=limit, account=held)
             enqueue_job(job)
     except CreditError as refusal:
         discard_files()
