@@ -50,6 +50,8 @@ MIDDLEWARE = [
     # (a load balancer may ask by IP address); they read no session and show no URL.
     "studio.views.health.HealthEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A polled job status that has not changed: 304 from one query, before sessions and the rest.
+    "studio.unchanged_polls.UnchangedStatusMiddleware",
     "studio.security.CSPMiddleware",  # every response, error pages and the API included
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "studio.middleware.UploadSizeLimitMiddleware",  # before anything reads the body

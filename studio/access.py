@@ -51,20 +51,20 @@ def _statement(with_job: bool) -> str:
 _prepared = weakref.WeakKeyDictionary()  # psycopg connection: names prepared on it
 
 
-def _execute(cursor, with_job: bool, params: list) -> None:
-    """Run _statement(), on PostgreSQL as a statement prepared once per connection: planning a
-    four-table join cost the database three times what running it does, on every poll."""
+def execute_prepared(cursor, name: str, statement: str, params: list) -> None:
+    """Run `statement` (with %s placeholders), on PostgreSQL as a statement prepared once per
+    connection under `name`: planning a four-table join cost the database three times what
+    running it does, on every poll."""
     if connection.vendor != "postgresql":
-        cursor.execute(_statement(with_job), params)
+        cursor.execute(statement, params)
         return
-    name = "studio_member_job" if with_job else "studio_member"
     raw = connection.connection
     done = _prepared.setdefault(raw, set())
     if name not in done:
         # Set up once per connection beside Django's own session settings, uncounted as they
         # are: a query count measures requests, not a connection's first one.
         numbered = iter(range(1, len(params) + 1))
-        sql = re.sub("%s", lambda _: f"${next(numbered)}", _statement(with_job))
+        sql = re.sub("%s", lambda _: f"${next(numbered)}", statement)
         raw.execute(f"PREPARE {name} AS {sql}")
         done.add(name)
     cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
@@ -80,7 +80,9 @@ def _read_member(request, slug: str, job_id) -> Membership | None:
     job_param = [Job._meta.pk.get_db_prep_value(job_id, connection)] if job_id else []
     now = unexpired_after(connection)
     with connection.cursor() as cursor:
-        _execute(cursor, job_id is not None, [slug, *job_param, session_key, now])
+        with_job = job_id is not None
+        name = "studio_member_job" if with_job else "studio_member"
+        execute_prepared(cursor, name, _statement(with_job), [slug, *job_param, session_key, now])
         row = cursor.fetchone()
     if row is None:  # no such session, or expired: Django's own check says so
         return None

@@ -14,9 +14,14 @@ from django.db import connection
 class Columns:
     """One model's columns in a joined SELECT, under a table alias."""
 
-    def __init__(self, model, alias: str):
+    def __init__(self, model, alias: str, names: tuple[str, ...] | None = None):
+        """`names`: only these fields (the primary key among them); the rest are deferred."""
         self.model, self.alias = model, alias
-        self.fields = list(model._meta.concrete_fields)
+        self.fields = [
+            field
+            for field in model._meta.concrete_fields
+            if names is None or field.name in names or field.attname in names
+        ]
         self.attnames = [field.attname for field in self.fields]
         self._converters = None
 

@@ -162,7 +162,7 @@ def test_the_status_partial_shows_minutes_left_and_the_estimated_progress(person
     )
     body = status_of(client_for(personas.member), personas, job)
     assert "About 10 min left" in body
-    assert '<progress max="100" value="50">' in body
+    assert '<progress max="100" value="50" data-progress="0"' in body
     assert "the provider's estimate" in body
 
 

@@ -4,6 +4,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from studio import unchanged_polls
 from studio.access import find_team_job, team_job_or_404, team_view
 from studio.billing.estimate import estimate
 from studio.forms import NewJobForm
@@ -81,6 +82,7 @@ def job_status(request, job_id):
     if job.is_terminal:
         # 286 tells htmx to stop polling; the swap still happens, so the player appears.
         return HttpResponseStopPolling(response.content)
+    unchanged_polls.mark_cacheable(response, request, job)
     return response
 
 

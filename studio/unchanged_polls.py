@@ -1,0 +1,133 @@
+"""A polled job status that has not changed is answered 304 Not Modified before anything else runs.
+
+Every open job page asks for its status partial every 2 s, and a remote job takes minutes, so
+nearly every poll finds nothing new. The partial of an active job carries an ETag and
+`Cache-Control: private, no-cache`: the browser keeps it and asks again with `If-None-Match`,
+which `UnchangedStatusMiddleware` answers from one indexed statement — the session (unexpired),
+its user, their membership of the team and the job's shown fields — with no session decoding,
+template or other middleware. Anything else (no tag, another tag, no such session, member or job)
+goes on to the view, which checks everything as always; so a 304 can only tell a signed-in member
+of the team that the fragment they already hold is still right.
+
+The tag covers all that the active partial shows: the job's STATUS_FIELDS, the member's role
+and user (the cancel button), and the session and password hash (a new sign-in or password is a
+new page). The countdown and the time-based progress bar move in the browser between polls
+(static/studio/job_status.js), so the fragment itself does not change with time.
+tests/test_unchanged_polls.py renders the partial with every other field of the job changed, to
+keep STATUS_FIELDS complete as the template grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from functools import cache
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponseNotModified
+from django.urls import Resolver404, resolve
+from django.utils.cache import patch_cache_control
+
+from studio.access import execute_prepared
+from studio.models import Job, Membership, Session, Team, User
+from studio.rows import Columns
+from studio.sessions import unexpired_after
+
+# What an active job's status partial shows of the job (templates/studio/job_detail.html#status).
+STATUS_FIELDS = (
+    "id",
+    "state",
+    "progress",
+    "error",
+    "status_note",
+    "eta_at",
+    "running_at",
+    "last_response",
+    "price_quoted",
+    "creator",
+    "provider",
+    "deleted_at",
+)
+
+
+@cache
+def _job_columns() -> Columns:
+    return Columns(Job, "j", STATUS_FIELDS)
+
+
+@cache
+def _statement() -> str:
+    """Parameters: the team's slug, the job's id, the session key, the time now."""
+    quote = connection.ops.quote_name
+    user, membership, team = (quote(model._meta.db_table) for model in (User, Membership, Team))
+    return " ".join(
+        [
+            f"SELECT u.{quote('password')}, m.{quote('user_id')}, m.{quote('role')}, "
+            f"{_job_columns().sql()}",
+            f"FROM {quote(Session._meta.db_table)} s",
+            f"JOIN {user} u ON u.id = s.{quote('user_id')}",
+            f"JOIN {team} t ON t.slug = %s",
+            f"JOIN {membership} m ON m.team_id = t.id AND m.user_id = u.id",
+            f"JOIN {_job_columns().table} j ON j.team_id = t.id AND j.id = %s",
+            f"WHERE s.{quote('session_key')} = %s AND s.{quote('expire_date')} > %s",
+            f"AND u.{quote('is_active')}",
+        ]
+    )
+
+
+def status_tag(session_key: str, password: str, membership: Membership, job: Job) -> str:
+    """The ETag of the active partial as this session's member sees it."""
+    shown = [getattr(job, field.attname) for field in _job_columns().fields]
+    facts = repr((session_key, password, membership.user_id, membership.role, shown))
+    key = hashlib.sha256(b"studio.unchanged_polls" + settings.SECRET_KEY.encode()).digest()
+    return '"' + hmac.new(key, facts.encode(), hashlib.sha256).hexdigest()[:40] + '"'
+
+
+def mark_cacheable(response, request, job: Job) -> None:
+    """The view's part: an active job's partial carries its tag, to be asked again with it."""
+    tag = status_tag(request.session.session_key, request.user.password, request.membership, job)
+    response["ETag"] = tag
+    patch_cache_control(response, private=True, no_cache=True)
+
+
+def _current_tag(request, slug: str, job_id) -> str | None:
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not session_key:
+        return None
+    job_param = Job._meta.pk.get_db_prep_value(job_id, connection)
+    params = [slug, job_param, session_key, unexpired_after(connection)]
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "studio_unchanged_status", _statement(), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    password, user_id, role = row[:3]
+    job, _ = _job_columns().instance(row, 3)
+    if not job.is_active:
+        return None  # the view answers 286, which stops the polling
+    return status_tag(session_key, password, Membership(user_id=user_id, role=role), job)
+
+
+class UnchangedStatusMiddleware:
+    """Answers 304 to a status poll whose `If-None-Match` is still the job's current tag."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        asked = request.META.get("HTTP_IF_NONE_MATCH")
+        if asked and request.method == "GET" and request.path_info.endswith("/status/"):
+            try:
+                match = resolve(request.path_info)
+            except Resolver404:
+                match = None
+            if match is not None and match.url_name == "job_status":
+                request.get_host()  # the Host check every answer passes
+                kwargs = match.kwargs
+                if asked == _current_tag(request, kwargs["team_slug"], kwargs["job_id"]):
+                    response = HttpResponseNotModified()
+                    response["ETag"] = asked
+                    patch_cache_control(response, private=True, no_cache=True)
+                    return response
+        return self.get_response(request)

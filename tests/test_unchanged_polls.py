@@ -1,0 +1,195 @@
+"""A polled job status that has not changed is answered 304 from one query (studio.unchanged_polls),
+and only to the session and member that the fragment was drawn for."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db.models import (
+    BooleanField,
+    DateTimeField,
+    FileField,
+    FloatField,
+    IntegerField,
+    JSONField,
+    UUIDField,
+)
+from django.test import Client
+from django.utils import timezone
+
+from studio.jobs.states import transition
+from studio.models import Job, JobState, Membership, Role, Session
+from studio.unchanged_polls import STATUS_FIELDS
+from tests.factories import make_job
+
+SVD = "stable-video-diffusion-img2vid-xt-1-1"
+
+
+def running_job(personas, **fields):
+    now = timezone.now()
+    fields = {
+        "running_at": now - timedelta(seconds=600),
+        "eta_at": now + timedelta(seconds=615),  # mid-way between figures: a render is stable
+        **fields,
+    }
+    return make_job(
+        personas.team, personas.member, state="running", provider="stability", model=SVD, **fields
+    )
+
+
+def poll(client, job, tag=None):
+    headers = {"HX-Request": "true"} | ({"If-None-Match": tag} if tag else {})
+    return client.get(f"/t/{job.team.slug}/jobs/{job.pk}/status/", headers=headers)
+
+
+def test_an_unchanged_job_is_answered_304_from_one_query_without_writing(
+    personas, client_for, django_assert_num_queries
+):
+    job = running_job(personas)
+    client = client_for(personas.member)
+    first = poll(client, job)
+    assert first.status_code == 200
+    assert first["Cache-Control"] in ("private, no-cache", "no-cache, private")
+    tag = first["ETag"]
+    sessions = list(Session.objects.values_list("session_key", "session_data", "expire_date"))
+
+    with django_assert_num_queries(1):
+        again = poll(client, job, tag)
+
+    assert again.status_code == 304
+    assert again["ETag"] == tag and again.content == b""
+    assert list(Session.objects.values_list("session_key", "session_data", "expire_date")) == (
+        sessions
+    )
+
+
+def test_a_change_the_page_shows_is_drawn_again(personas, client_for):
+    job = running_job(personas)
+    client = client_for(personas.member)
+    tag = poll(client, job)["ETag"]
+
+    Job.objects.filter(pk=job.pk).update(progress=40, status_note="Rendering frames")
+
+    changed = poll(client, job, tag)
+    assert changed.status_code == 200
+    assert changed["ETag"] != tag
+    assert "Rendering frames" in changed.content.decode()
+    assert poll(client, job, changed["ETag"]).status_code == 304
+
+
+def test_a_job_that_ended_stops_the_polling_whatever_the_tag(personas, client_for):
+    job = running_job(personas)
+    client = client_for(personas.member)
+    tag = poll(client, job)["ETag"]
+
+    assert transition(job, JobState.RUNNING, JobState.FAILED, error="The provider failed.")
+
+    ended = poll(client, job, tag)
+    assert ended.status_code == 286
+    assert "The provider failed." in ended.content.decode()
+
+
+def test_the_tag_is_no_use_to_an_outsider_another_member_or_a_signed_out_browser(
+    personas, client_for
+):
+    job = running_job(personas)
+    tag = poll(client_for(personas.member), job)["ETag"]
+
+    outsider = Client()
+    outsider.force_login(personas.outsider)
+    assert poll(outsider, job, tag).status_code == 404
+
+    owner = Client()
+    owner.force_login(personas.owner)
+    assert poll(owner, job, tag).status_code == 200  # drawn for the owner: their own tag
+
+    member = Client()
+    member.force_login(personas.member)  # another session of the same member
+    assert poll(member, job, tag).status_code == 200
+    member.logout()
+    assert poll(member, job, tag).status_code == 302  # to the sign-in page
+
+
+def test_a_member_removed_from_the_team_gets_404_with_their_old_tag(personas, client_for):
+    job = running_job(personas)
+    client = client_for(personas.member)
+    tag = poll(client, job)["ETag"]
+
+    Membership.objects.filter(team=personas.team, user=personas.member).delete()
+
+    assert poll(client, job, tag).status_code == 404
+
+
+def test_a_new_password_elsewhere_ends_the_session_rather_than_answer_304(personas, client_for):
+    job = running_job(personas)
+    client = client_for(personas.member)
+    tag = poll(client, job)["ETag"]
+
+    personas.member.set_password("a-new-password-9")
+    personas.member.save()
+
+    assert poll(client, job, tag).status_code == 302
+
+
+def test_a_member_made_viewer_loses_the_cancel_button_at_the_next_poll(personas, client_for):
+    job = running_job(personas)
+    Job.objects.filter(pk=job.pk).update(state="queued", running_at=None)
+    client = client_for(personas.member)
+    first = poll(client, job)
+    assert "Cancel job" in first.content.decode()
+
+    Membership.objects.filter(team=personas.team, user=personas.member).update(role=Role.VIEWER)
+
+    again = poll(client, job, first["ETag"])
+    assert again.status_code == 200
+    assert "Cancel job" not in again.content.decode()
+
+
+# --- The tag covers all that the partial shows ---------------------------------------------------
+def other_value(field, value, now):
+    """A value of `field`'s type unlike `value`."""
+    if isinstance(field, BooleanField):
+        return not value
+    if isinstance(field, DateTimeField):
+        return now - timedelta(days=3)
+    if isinstance(field, FloatField):
+        return (value or 0) + 1.5
+    if isinstance(field, IntegerField):
+        return (value or 0) + 7
+    if isinstance(field, JSONField):
+        return {"changed": [1, 2]}
+    if isinstance(field, UUIDField):
+        return None if field.null else value
+    if isinstance(field, FileField):
+        return "changed/elsewhere.mp4"
+    return "zz"[: field.max_length or 2]
+
+
+def drawn(client, job) -> str:
+    body = poll(client, job).content.decode()
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", body)
+
+
+@pytest.mark.parametrize("state", ["queued", "running"])
+def test_the_active_partial_shows_nothing_of_a_job_beyond_its_status_fields(
+    personas, client_for, state
+):
+    """A field the template starts to show must join STATUS_FIELDS, or a 304 would keep an old
+    fragment on screen: change each other field, and the fragment must stay the same."""
+    job = running_job(personas)
+    if state == "queued":
+        Job.objects.filter(pk=job.pk).update(state=state, running_at=None)
+    client = client_for(personas.member)
+    before = drawn(client, job)
+    now = timezone.now()
+    others = [
+        field
+        for field in Job._meta.concrete_fields
+        if not field.is_relation and not field.primary_key and field.name not in STATUS_FIELDS
+    ]
+    assert len(others) > 20
+    for field in others:
+        value = getattr(Job.objects.get(pk=job.pk), field.attname)
+        Job.objects.filter(pk=job.pk).update(**{field.attname: other_value(field, value, now)})
+        assert drawn(client, job) == before, f"the partial shows {field.name}"
+        Job.objects.filter(pk=job.pk).update(**{field.attname: value})
