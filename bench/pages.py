@@ -14,7 +14,8 @@ poll distinct jobs, and a second team holding 10 jobs for the query counts.
   (bench/api_settings.py). Threads of this process, signed in with the owner's session cookie,
   keep the workers busy one page at a time for `--seconds`, in rounds whose order rotates so
   drifting noise hits every page alike. Ratios are requests per second over the trivial view's.
-- Polling: `--pollers` clients each ask a running job's status partial every 2 s (as htmx does),
+- Polling: `--pollers` clients each ask a running job's status partial every 2 s (as htmx does,
+  with the ETag of the fragment they hold, as the browser's cache sends it),
   spread evenly, for `--poll-seconds`; the share of one core used by gunicorn and its PostgreSQL
   backends meanwhile. Then the trivial view polled alike: the floor any polled page stands on.
 - CSV: the team's whole ledger as CSV, one request at a time: the time to the last byte.
@@ -190,12 +191,16 @@ def query_table(owner, jobs, small, small_jobs, rng) -> dict[str, tuple[int, int
 
 
 # --- Polling, CSV, submit -------------------------------------------------------------------
-def poll_share(site, cookie, paths, pollers: int, seconds: float, pids) -> tuple[float, int, int]:
-    """Share of one core used by the server while `pollers` pages poll every 2 s."""
+def poll_share(
+    site, cookie, paths, pollers: int, seconds: float, pids
+) -> tuple[float, int, int, int]:
+    """Share of one core used by the server while `pollers` pages poll every 2 s, as browsers
+    poll: each keeps the fragment's ETag and asks with If-None-Match; also the polls sent, those
+    answered 304 and those that failed."""
     import httpx
 
     threads = 16
-    sent, failed = [0] * threads, [0] * threads
+    sent, unchanged, failed = [0] * threads, [0] * threads, [0] * threads
     began = time.perf_counter() + 0.5
     stop_at = began + seconds
     cpu0 = sum(setup.cpu_seconds(pid) for pid in pids)
@@ -203,6 +208,7 @@ def poll_share(site, cookie, paths, pollers: int, seconds: float, pids) -> tuple
     def worker(n: int) -> None:
         mine = list(range(n, pollers, threads))
         headers = {"Cookie": cookie, "HX-Request": "true"}
+        kept: dict[int, str] = {}  # each page's ETag, sent back as a browser's cache does
         with httpx.Client(base_url=site, headers=headers, timeout=10) as client:
             tick = 0
             while True:
@@ -213,9 +219,13 @@ def poll_share(site, cookie, paths, pollers: int, seconds: float, pids) -> tuple
                     pause = at - time.perf_counter()
                     if pause > 0:
                         time.sleep(pause)
-                    answer = client.get(paths[poller % len(paths)])
+                    asked = {"If-None-Match": kept[poller]} if poller in kept else {}
+                    answer = client.get(paths[poller % len(paths)], headers=asked)
+                    if "ETag" in answer.headers:
+                        kept[poller] = answer.headers["ETag"]
                     sent[n] += 1
-                    failed[n] += answer.status_code != 200
+                    unchanged[n] += answer.status_code == 304
+                    failed[n] += answer.status_code not in (200, 304)
                 tick += 1
 
     pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
@@ -225,7 +235,7 @@ def poll_share(site, cookie, paths, pollers: int, seconds: float, pids) -> tuple
         thread.join()
     wall = time.perf_counter() - began
     cpu = sum(setup.cpu_seconds(pid) for pid in pids) - cpu0
-    return cpu / wall, sum(sent), sum(failed)
+    return cpu / wall, sum(sent), sum(unchanged), sum(failed)
 
 
 def csv_times(site, cookie, path: str, count: int) -> tuple[list[float], int]:
@@ -392,11 +402,11 @@ def main() -> None:
         )
         all_running = [f"/t/{owner.team.slug}/jobs/{j.pk}/status/" for j in jobs]
         all_running = [p for p, j in zip(all_running, jobs, strict=True) if j.state == "running"]
-        share, polls, poll_failures = poll_share(
+        share, polls, polls_unchanged, poll_failures = poll_share(
             site, cookie, all_running, args.pollers, args.poll_seconds, server_pids + db_pids
         )
         # The floor beneath it: the trivial view (no session, no query, no template) polled alike.
-        floor, _, _ = poll_share(
+        floor, _, _, _ = poll_share(
             site, cookie, ["/bench/trivial/"], args.pollers, args.poll_seconds, server_pids
         )
         csv_path = f"/t/{owner.team.slug}/credits/ledger.csv"
@@ -466,7 +476,8 @@ def main() -> None:
             f"{args.pollers} pages polling every {POLL_EVERY:g} s for {args.poll_seconds:g} s: "
             f"{100 * share:.1f} % of one core (gunicorn + PostgreSQL; target ≤ "
             f"{100 * TARGET_POLL_CORE:.0f} %) {seeding.verdict(share <= TARGET_POLL_CORE)}; "
-            f"{polls} polls, {poll_failures} not 200; the trivial view polled alike: "
+            f"{polls} polls, {polls_unchanged} of them 304, {poll_failures} failed; the trivial "
+            f"view polled alike: "
             f"{100 * floor:.1f} %"
         )
         print(
