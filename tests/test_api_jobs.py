@@ -174,6 +174,14 @@ def test_the_list_filters_and_pages_with_cursors(api, personas):
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "cursor"
 
 
+@pytest.mark.parametrize("field", ["provider", "member"])
+def test_a_list_filter_with_a_nul_byte_is_refused_by_name(api, field):
+    answer = api()("get", JOBS, data={field: "stab\x00ility"})
+
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"] == field
+
+
 def test_the_list_costs_the_same_queries_for_3_or_30_jobs(
     api, personas, django_assert_max_num_queries
 ):
