@@ -80,15 +80,27 @@ def status_tag(session_key: str, password: str, membership: Membership, job: Job
     """The ETag of the active partial as this session's member sees it."""
     shown = [getattr(job, field.attname) for field in _job_columns().fields]
     facts = repr((session_key, password, membership.user_id, membership.role, shown))
-    key = hashlib.sha256(b"studio.unchanged_polls" + settings.SECRET_KEY.encode()).digest()
-    return '"' + hmac.new(key, facts.encode(), hashlib.sha256).hexdigest()[:40] + '"'
+    return '"' + hmac.new(_tag_key(), facts.encode(), hashlib.sha256).hexdigest()[:40] + '"'
+
+
+@cache
+def _tag_key() -> bytes:
+    return hashlib.sha256(b"studio.unchanged_polls" + settings.SECRET_KEY.encode()).digest()
+
+
+def _tagged(response, tag: str):
+    """Kept by the browser, and asked for again with `If-None-Match: <tag>`."""
+    response["ETag"] = tag
+    patch_cache_control(response, private=True, no_cache=True)
+    return response
 
 
 def mark_cacheable(response, request, job: Job) -> None:
     """The view's part: an active job's partial carries its tag, to be asked again with it."""
-    tag = status_tag(request.session.session_key, request.user.password, request.membership, job)
-    response["ETag"] = tag
-    patch_cache_control(response, private=True, no_cache=True)
+    _tagged(
+        response,
+        status_tag(request.session.session_key, request.user.password, request.membership, job),
+    )
 
 
 def _current_tag(request, slug: str, job_id) -> str | None:
@@ -126,8 +138,5 @@ class UnchangedStatusMiddleware:
                 request.get_host()  # the Host check every answer passes
                 kwargs = match.kwargs
                 if asked == _current_tag(request, kwargs["team_slug"], kwargs["job_id"]):
-                    response = HttpResponseNotModified()
-                    response["ETag"] = asked
-                    patch_cache_control(response, private=True, no_cache=True)
-                    return response
+                    return _tagged(HttpResponseNotModified(), asked)
         return self.get_response(request)

@@ -22,12 +22,17 @@ def account(team: Team, *, lock: bool = False) -> CreditAccount:
     return found
 
 
-def _write(team: Team, kind: str, amount: int, **fields) -> LedgerEntry:
+def _write(team: Team, kind: str, amount: int, locked=None, **fields) -> LedgerEntry:
+    """The ledger row and the account's cached figures; `locked`: the account as the caller
+    read it under its lock, whose figures are kept up to date too."""
     entry = LedgerEntry.objects.create(team=team, kind=kind, amount=amount, **fields)
     d_balance, d_held = EFFECTS[K(kind)]
     CreditAccount.objects.filter(team=team).update(
         balance=F("balance") + d_balance * amount, held=F("held") + d_held * amount
     )
+    if locked is not None:
+        locked.balance += d_balance * amount
+        locked.held += d_held * amount
     return entry
 
 
@@ -77,10 +82,8 @@ def reserve(job: Job, *, limit=budgets.UNREAD) -> CreditAccount:
         member=job.creator,
         provider=job.provider,
         actor=job.creator,
+        locked=current,
     )
-    d_balance, d_held = EFFECTS[K.RESERVE]
-    current.balance += d_balance * job.price_quoted
-    current.held += d_held * job.price_quoted
     return current
 
 
