@@ -37,15 +37,19 @@ class Columns:
         """The instance held by row[start:start + len(fields)], or None for a LEFT JOIN's miss;
         and where the next model's columns start."""
         end = start + len(self.fields)
-        values = list(row[start:end])
-        if values[self.fields.index(self.model._meta.pk)] is None:
+        if row[start + self.fields.index(self.model._meta.pk)] is None:
             return None, end
+        return self.model.from_db(connection.alias, self.attnames, self.values(row, start)), end
+
+    def values(self, row, start: int) -> list:
+        """row[start:start + len(fields)] as the instance's attributes would hold them."""
+        values = list(row[start : start + len(self.fields)])
         for position, converters in self.converters():
             value = values[position]
             for convert in converters:
                 value = convert(value, self.fields[position], connection)
             values[position] = value
-        return self.model.from_db(connection.alias, self.attnames, values), end
+        return values
 
     def converters(self) -> list:
         if self._converters is None:

@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from functools import cache
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponseNotModified
-from django.urls import Resolver404, resolve
-from django.utils.cache import patch_cache_control
+from django.urls import get_resolver
 
 from studio.access import execute_prepared
 from studio.models import Job, Membership, Session, Team, User
+from studio.models.jobs import ACTIVE_STATES
 from studio.rows import Columns
 from studio.sessions import unexpired_after
 
@@ -78,8 +79,12 @@ def _statement() -> str:
 
 def status_tag(session_key: str, password: str, membership: Membership, job: Job) -> str:
     """The ETag of the active partial as this session's member sees it."""
-    shown = [getattr(job, field.attname) for field in _job_columns().fields]
-    facts = repr((session_key, password, membership.user_id, membership.role, shown))
+    shown = [getattr(job, attname) for attname in _job_columns().attnames]
+    return _tag(session_key, password, membership.user_id, membership.role, shown)
+
+
+def _tag(session_key: str, password: str, user_id: int, role: str, shown: list) -> str:
+    facts = repr((session_key, password, user_id, role, shown))
     return '"' + hmac.new(_tag_key(), facts.encode(), hashlib.sha256).hexdigest()[:40] + '"'
 
 
@@ -91,7 +96,7 @@ def _tag_key() -> bytes:
 def _tagged(response, tag: str):
     """Kept by the browser, and asked for again with `If-None-Match: <tag>`."""
     response["ETag"] = tag
-    patch_cache_control(response, private=True, no_cache=True)
+    response["Cache-Control"] = "private, no-cache"
     return response
 
 
@@ -101,6 +106,14 @@ def mark_cacheable(response, request, job: Job) -> None:
         response,
         status_tag(request.session.session_key, request.user.password, request.membership, job),
     )
+
+
+@cache
+def status_route(urlconf: str) -> tuple[re.Pattern, dict]:
+    """The job_status route as one pattern over the whole path, with its converters: a regex,
+    where resolve() tries the URLconf's patterns in turn (60–140 µs of a 0.5 ms answer)."""
+    ((_, pattern, _, converters),) = get_resolver(urlconf).reverse_dict.getlist("job_status")
+    return re.compile("/" + pattern), converters
 
 
 def _current_tag(request, slug: str, job_id) -> str | None:
@@ -115,10 +128,11 @@ def _current_tag(request, slug: str, job_id) -> str | None:
     if row is None:
         return None
     password, user_id, role = row[:3]
-    job, _ = _job_columns().instance(row, 3)
-    if not job.is_active:
+    # The job's shown values as its instance would hold them, without building one.
+    shown = _job_columns().values(row, 3)
+    if shown[_job_columns().attnames.index("state")] not in ACTIVE_STATES:
         return None  # the view answers 286, which stops the polling
-    return status_tag(session_key, password, Membership(user_id=user_id, role=role), job)
+    return _tag(session_key, password, user_id, role, shown)
 
 
 class UnchangedStatusMiddleware:
@@ -129,14 +143,14 @@ class UnchangedStatusMiddleware:
 
     def __call__(self, request):
         asked = request.META.get("HTTP_IF_NONE_MATCH")
-        if asked and request.method == "GET" and request.path_info.endswith("/status/"):
-            try:
-                match = resolve(request.path_info)
-            except Resolver404:
-                match = None
-            if match is not None and match.url_name == "job_status":
+        if asked and request.method == "GET":
+            pattern, converters = status_route(settings.ROOT_URLCONF)
+            route = pattern.match(request.path_info)
+            if route is not None:
                 request.get_host()  # the Host check every answer passes
-                kwargs = match.kwargs
-                if asked == _current_tag(request, kwargs["team_slug"], kwargs["job_id"]):
+                slug, job_id = (
+                    converters[name].to_python(route[name]) for name in ("team_slug", "job_id")
+                )
+                if asked == _current_tag(request, slug, job_id):
                     return _tagged(HttpResponseNotModified(), asked)
         return self.get_response(request)

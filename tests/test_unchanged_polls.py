@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db.models import (
     BooleanField,
     DateTimeField,
@@ -15,11 +16,12 @@ from django.db.models import (
     UUIDField,
 )
 from django.test import Client
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from studio.jobs.states import transition
 from studio.models import Job, JobState, Membership, Role, Session
-from studio.unchanged_polls import STATUS_FIELDS
+from studio.unchanged_polls import STATUS_FIELDS, status_route
 from tests.factories import make_job
 
 SVD = "stable-video-diffusion-img2vid-xt-1-1"
@@ -193,3 +195,33 @@ def test_the_active_partial_shows_nothing_of_a_job_beyond_its_status_fields(
         Job.objects.filter(pk=job.pk).update(**{field.attname: other_value(field, value, now)})
         assert drawn(client, job) == before, f"the partial shows {field.name}"
         Job.objects.filter(pk=job.pk).update(**{field.attname: value})
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/t/acme/jobs/0b6f2f55-9d0c-4d2e-9a57-2d1c5d43b1a4/status/",
+        "/t/a-b_c9/jobs/0b6f2f55-9d0c-4d2e-9a57-2d1c5d43b1a4/status/",
+        "/t/acme/jobs/0b6f2f55-9d0c-4d2e-9a57-2d1c5d43b1a4/status/x",
+        "/t/acme/jobs/0b6f2f55-9d0c-4d2e-9a57-2d1c5d43b1a4/status",
+        "/t/acme/jobs/0B6F2F55-9D0C-4D2E-9A57-2D1C5D43B1A4/status/",
+        "/t/acme/jobs/not-a-uuid/status/",
+        "/t/acme/jobs/0b6f2f55-9d0c-4d2e-9a57-2d1c5d43b1a4/",
+        "/x/t/acme/jobs/0b6f2f55-9d0c-4d2e-9a57-2d1c5d43b1a4/status/",
+        "/t/ac%20me/jobs/0b6f2f55-9d0c-4d2e-9a57-2d1c5d43b1a4/status/",
+        "/t/acme/jobs/0b6f2f55-9d0c-4d2e-9a57-2d1c5d43b1a4/status/\n",
+    ],
+)
+def test_the_status_route_matches_exactly_what_the_urlconf_resolves_to_it(path):
+    pattern, converters = status_route(settings.ROOT_URLCONF)
+    matched = pattern.match(path)
+    try:
+        resolved = resolve(path)
+    except Resolver404:
+        resolved = None
+    if resolved is None or resolved.url_name != "job_status":
+        assert matched is None
+    else:
+        assert matched is not None
+        found = {name: converters[name].to_python(matched[name]) for name in converters}
+        assert found == resolved.kwargs
