@@ -17,7 +17,8 @@ poll distinct jobs, and a second team holding 10 jobs for the query counts.
 - Polling: `--pollers` clients each ask a running job's status partial every 2 s (as htmx does,
   with the ETag of the fragment they hold, as the browser's cache sends it; pages open a while,
   so each fetched its first fragment before the window), spread evenly, for `--poll-seconds`;
-  the share of one core used by gunicorn and its PostgreSQL backends meanwhile. Then the trivial view polled alike: the floor any polled page stands on.
+  the share of one core used by gunicorn and its PostgreSQL backends meanwhile. Then the
+  trivial view polled alike: the floor any polled page stands on.
 - CSV: the team's whole ledger as CSV, one request at a time: the time to the last byte.
 - Submit: the new-job form posted with a 4000×3000 JPEG (local engine; the render stays a queued
   task as no worker runs), one at a time through gunicorn. The target is the server's time after
