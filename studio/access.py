@@ -6,8 +6,6 @@ of the team in the URL with the team, and — on a job's routes — the job: the
 open (the job status polled every 2 s above all) then cost that one query.
 """
 
-import re
-import weakref
 from functools import cache, wraps
 
 from django.contrib.auth.views import redirect_to_login
@@ -17,8 +15,10 @@ from django.http import Http404
 
 from studio.auth import prefetched_user
 from studio.models import Job, Membership, Role, Session, Team, User
+from studio.prepared import execute_prepared
 from studio.rows import Columns
 from studio.sessions import unexpired_after, user_id_of
+from studio.unchanged_polls import status_columns
 
 CURRENT_TEAM_KEY = "current_team"
 
@@ -43,31 +43,11 @@ def _statement(with_job: bool) -> str:
         f"LEFT JOIN {membership.table} m ON m.team_id = t.id AND m.user_id = u.id",
     ]
     if with_job:
+        # and the digest of what the job's status partial shows, for its ETag (unchanged_polls)
+        sql[0] += f", {status_columns().digest_sql()}"
         sql.append(f"LEFT JOIN {job.table} j ON j.team_id = m.team_id AND j.id = %s")
     sql.append(f"WHERE s.{quote('session_key')} = %s AND s.{quote('expire_date')} > %s")
     return " ".join(sql)
-
-
-_prepared = weakref.WeakKeyDictionary()  # psycopg connection: names prepared on it
-
-
-def execute_prepared(cursor, name: str, statement: str, params: list) -> None:
-    """Run `statement` (with %s placeholders), on PostgreSQL as a statement prepared once per
-    connection under `name`: planning a four-table join cost the database three times what
-    running it does, on every poll."""
-    if connection.vendor != "postgresql":
-        cursor.execute(statement, params)
-        return
-    raw = connection.connection
-    done = _prepared.setdefault(raw, set())
-    if name not in done:
-        # Set up once per connection beside Django's own session settings, uncounted as they
-        # are: a query count measures requests, not a connection's first one.
-        numbered = iter(range(1, len(params) + 1))
-        sql = re.sub("%s", lambda _: f"${next(numbered)}", statement)
-        raw.execute(f"PREPARE {name} AS {sql}")
-        done.add(name)
-    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
 
 
 def _read_member(request, slug: str, job_id) -> Membership | None:
@@ -99,10 +79,10 @@ def _read_member(request, slug: str, job_id) -> Membership | None:
         return None
     membership.team, membership.user = team, user
     if job_id is not None:
-        job, _ = columns[3].instance(row, at)
+        job, at = columns[3].instance(row, at)
         request.prefetched_job = job
         if job is not None:
-            job.team = team
+            job.team, job.status_digest = team, row[at]
     return membership
 
 

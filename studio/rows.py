@@ -29,6 +29,19 @@ class Columns:
         quote = connection.ops.quote_name
         return ", ".join(f"{self.alias}.{quote(field.column)}" for field in self.fields)
 
+    def digest_sql(self) -> str:
+        """One SQL expression that changes when any of these columns does. PostgreSQL hashes
+        the row with each type's own hash function (64 bits; no value is turned into text);
+        elsewhere it is the MD5 of the values as text (SQLite's MD5 is Django's), each written
+        after its length so that no two rows run together into the same text, NULL as '-'."""
+        quote = connection.ops.quote_name
+        columns = [f"{self.alias}.{quote(field.column)}" for field in self.fields]
+        if connection.vendor == "postgresql":
+            return f"hash_record_extended(ROW({', '.join(columns)}), 0)"
+        texts = [f"CAST({column} AS TEXT)" for column in columns]
+        parts = [f"COALESCE(CAST(LENGTH({text}) AS TEXT) || ':' || {text}, '-')" for text in texts]
+        return f"MD5({' || '.join(parts)})"
+
     @property
     def table(self) -> str:
         return connection.ops.quote_name(self.model._meta.db_table)
@@ -37,19 +50,15 @@ class Columns:
         """The instance held by row[start:start + len(fields)], or None for a LEFT JOIN's miss;
         and where the next model's columns start."""
         end = start + len(self.fields)
-        if row[start + self.fields.index(self.model._meta.pk)] is None:
+        values = list(row[start:end])
+        if values[self.fields.index(self.model._meta.pk)] is None:
             return None, end
-        return self.model.from_db(connection.alias, self.attnames, self.values(row, start)), end
-
-    def values(self, row, start: int) -> list:
-        """row[start:start + len(fields)] as the instance's attributes would hold them."""
-        values = list(row[start : start + len(self.fields)])
         for position, converters in self.converters():
             value = values[position]
             for convert in converters:
                 value = convert(value, self.fields[position], connection)
             values[position] = value
-        return values
+        return self.model.from_db(connection.alias, self.attnames, values), end
 
     def converters(self) -> list:
         if self._converters is None:

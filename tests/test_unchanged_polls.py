@@ -79,6 +79,59 @@ def test_a_change_the_page_shows_is_drawn_again(personas, client_for):
     assert poll(client, job, changed["ETag"]).status_code == 304
 
 
+# Each shown field changed alone, from a value to another and between NULL and a value.
+SHOWN_CHANGES = {
+    "state": ("running", "submitting"),
+    "progress": (0, 1),
+    "error": ("", "x"),
+    "status_note": ("a", "ab"),
+    "eta_at": (None, timezone.now()),
+    "running_at": (timezone.now(), timezone.now() + timedelta(microseconds=1)),
+    "last_response": (None, {"status": "in-progress"}),
+    "price_quoted": (20, 21),
+    "provider": ("stability", "modelslab"),
+    "deleted_at": (None, timezone.now()),
+}
+
+
+@pytest.mark.parametrize("field", sorted(SHOWN_CHANGES) + ["last_response:inner", "creator"])
+def test_any_shown_field_changed_alone_is_drawn_again(personas, client_for, field):
+    """The digest the database computes (Columns.digest_sql) covers every field of STATUS_FIELDS."""
+    name = field.split(":")[0]
+    before, after = SHOWN_CHANGES.get(name, (None, None))
+    if field == "last_response:inner":  # a change deep inside the JSON
+        before, after = (
+            {"status": "in-progress", "n": [1, 2]},
+            {"status": "in-progress", "n": [1, 3]},
+        )
+    if field == "creator":
+        before, after = personas.member.pk, None
+        name = "creator_id"
+    job = running_job(personas)
+    Job.objects.filter(pk=job.pk).update(**{name: before})
+    client = client_for(personas.member)
+    tag = poll(client, job)["ETag"]
+    assert poll(client, job, tag).status_code == 304
+
+    Job.objects.filter(pk=job.pk).update(**{name: after})
+
+    assert poll(client, job, tag).status_code in (200, 286)
+
+
+def test_a_job_read_without_its_digest_is_drawn_without_a_tag(personas, rf):
+    from django.http import HttpResponse
+
+    from studio.unchanged_polls import mark_cacheable
+
+    job = running_job(personas)  # read by the ORM: no digest read in the same row
+    request = rf.get("/")
+    response = HttpResponse("fragment")
+
+    mark_cacheable(response, request, job)
+
+    assert not response.has_header("ETag")
+
+
 def test_a_job_that_ended_stops_the_polling_whatever_the_tag(personas, client_for):
     job = running_job(personas)
     client = client_for(personas.member)
