@@ -81,7 +81,7 @@ def _statement() -> str:
     )
 
 
-def _tag(session_key: str, password: str, user_id: int, role: str, digest: str) -> str:
+def _tag(session_key: str, password: str, user_id: int, role: str, digest: int | str) -> str:
     """The ETag of the active partial as this session's member sees it."""
     facts = repr((session_key, password, user_id, role, digest))
     return '"' + hmac.new(_tag_key(), facts.encode(), hashlib.sha256).hexdigest()[:40] + '"'
