@@ -425,11 +425,9 @@ def main() -> None:
                 site, cookie, all_running, args.pollers, args.poll_seconds, server_pids + db_pids
             )
             shares.append(share)
-            polls, polls_unchanged, poll_failures = (
-                polls + sent,
-                polls_unchanged + unchanged,
-                poll_failures + failures,
-            )
+            polls += sent
+            polls_unchanged += unchanged
+            poll_failures += failures
             # The floor beneath it: the trivial view (no session, query or template) polled alike.
             floor, _, _, _ = poll_share(
                 site, cookie, ["/bench/trivial/"], args.pollers, args.poll_seconds, server_pids

@@ -32,7 +32,6 @@ from django.core.files.uploadedfile import (
 from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers
 
 from studio.jobs import scratch
-from studio.jobs.scratch import UPLOAD_SUFFIX
 from studio.uploads import CheckedImage, inspect_image
 
 logger = logging.getLogger(__name__)
@@ -162,7 +161,7 @@ class SpooledImage(TemporaryUploadedFile):
 
     def __init__(self, folder, name, content_type, charset, content_type_extra):
         # Closed (and so removed) when the request ends, or by upload_interrupted().
-        file = tempfile.NamedTemporaryFile(suffix=UPLOAD_SUFFIX, dir=folder)  # noqa: SIM115
+        file = tempfile.NamedTemporaryFile(suffix=scratch.UPLOAD_SUFFIX, dir=folder)  # noqa: SIM115
         UploadedFile.__init__(self, file, name, content_type, 0, charset, content_type_extra)
 
     @property
@@ -175,7 +174,7 @@ class SpooledImage(TemporaryUploadedFile):
         return super().temporary_file_path
 
     @classmethod
-    def open(cls, name, content_type, charset, content_type_extra) -> SpooledImage | None:
+    def in_scratch(cls, name, content_type, charset, content_type_extra) -> SpooledImage | None:
         """None if the scratch folder cannot take it: the image is then kept in memory and
         written when stored, as any upload (a storage failure is said there)."""
         try:
@@ -199,7 +198,7 @@ class ImageCheckingUploadHandler(FileUploadHandler):
         if (content_type or "").lower().startswith("image/") and self.started < CHECKS_PER_REQUEST:
             self.started += 1
             self.check = ArrivingCheck()
-            self.spool = SpooledImage.open(
+            self.spool = SpooledImage.in_scratch(
                 file_name, content_type, self.charset, self.content_type_extra
             )
             raise StopFutureHandlers()
